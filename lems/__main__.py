@@ -1,0 +1,3 @@
+from lems.cli import main
+
+raise SystemExit(main())

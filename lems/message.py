@@ -1,0 +1,45 @@
+"""The parsed message: what every layer after the codec works with."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import attrs
+
+
+@attrs.frozen
+class Message:
+    """One parsed message text (without the 18-byte input header).
+
+    ``fields`` keeps the input order with positional fields already resolved to
+    their three-letter codes.  Nlets-style messages carry ``dests`` and the
+    optional ``control`` (without its ``*``); free-text keys (AM, AML, SM) carry
+    ``body``.  ``raw`` is the text as received (case folded as PROTOCOL.md 2 says).
+    """
+
+    mke: str
+    ori: str
+    fields: tuple[tuple[str, str], ...] = ()
+    dests: tuple[str, ...] = ()
+    control: Optional[str] = None
+    body: Optional[str] = None
+    raw: str = attrs.field(default="", eq=False, repr=False)
+
+    def get(self, code: str, default: Optional[str] = None) -> Optional[str]:
+        for name, value in self.fields:
+            if name == code:
+                return value
+        return default
+
+    def values(self, code: str) -> tuple[str, ...]:
+        return tuple(value for name, value in self.fields if name == code)
+
+    def has(self, code: str) -> bool:
+        return any(name == code for name, _ in self.fields)
+
+    def field_map(self) -> dict[str, str]:
+        """First value of each field code."""
+        out: dict[str, str] = {}
+        for name, value in self.fields:
+            out.setdefault(name, value)
+        return out
