@@ -43,3 +43,31 @@ class Message:
         for name, value in self.fields:
             out.setdefault(name, value)
         return out
+
+
+@attrs.frozen
+class Record:
+    """One record in a file: a wanted person, a stolen gun, a registration...
+
+    ``file`` is the catalogue's file name (``wanted``, ``vehicle``...), ``fields``
+    the record's data as ``MFC/value`` pairs in display order, ``entered`` the
+    entry date ``CCYYMMDD``.  ``record_set`` says which data set holds it:
+    ``LEDS`` (state), ``NCIC`` (national) or a state code (``OR``, ``WA``) for the
+    Nlets-emulated state files.  ``caution`` is the whole caution line shown first
+    in a hit (``WARNING - SUBJECT MAY BE ARMED AND DANGEROUS``).
+    """
+
+    file: str
+    nic: str
+    ori: str
+    fields: tuple[tuple[str, str], ...]
+    entered: str
+    record_set: str
+    caution: Optional[str] = None
+    status: str = "active"
+
+    def get(self, code: str, default: Optional[str] = None) -> Optional[str]:
+        for name, value in self.fields:
+            if name == code:
+                return value
+        return default
