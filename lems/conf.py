@@ -1,0 +1,153 @@
+"""Switch settings from a home's conf/lems.toml.
+
+Every limit, timer and path the switch uses is here, with the value the demo
+home ships; the switch reads nothing from the environment.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import tomllib
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import attrs
+
+FRAMINGS = ("stx", "length")
+
+
+class ConfError(Exception):
+    """conf/lems.toml is missing or wrong; the message names the setting."""
+
+
+@attrs.frozen
+class Listener:
+    name: str
+    host: str
+    port: int
+    framing: str
+
+
+@attrs.frozen
+class Limits:
+    max_payload: int = 16384
+    max_garbage: int = 65536
+    write_high_water: int = 262144
+    write_hard_limit: int = 4194304
+    max_connections: int = 1000
+    max_connections_per_address: int = 300
+    queue_depth: int = 5000
+
+
+@attrs.frozen
+class SessionRules:
+    lock_after_minutes: float = 30
+    disconnect_after_minutes: float = 60
+    failed_signons: int = 5
+    failed_window_minutes: float = 15
+    exempt_types: tuple[str, ...] = ("mobile", "dispatch", "receive-only")
+
+
+@attrs.frozen
+class Settings:
+    home: Path
+    name: str
+    state: str
+    timezone: ZoneInfo
+    holidays: frozenset[dt.date]
+    listeners: tuple[Listener, ...]
+    limits: Limits
+    session: SessionRules
+    review_grace_days: int
+    warn_days: int
+    hit_urgent_minutes: float
+    hit_routine_minutes: float
+    store_path: Path
+    log_path: Path
+    retention_days: int
+    console_host: str
+    console_port: int
+    authorized_keys: Path
+    banner: str
+
+    @property
+    def pki_dir(self) -> Path:
+        return self.home / "var" / "pki"
+
+    @classmethod
+    def load(cls, home: Path) -> "Settings":
+        home = Path(home).resolve()
+        path = home / "conf" / "lems.toml"
+        try:
+            with path.open("rb") as f:
+                raw = tomllib.load(f)
+        except FileNotFoundError:
+            raise ConfError(f"{path}: no such file (is {home} a LEMS home? `lems init DIR` makes one)") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfError(f"{path}: {exc}") from None
+        return cls.from_dict(home, raw, path)
+
+    @classmethod
+    def from_dict(cls, home: Path, raw: dict[str, Any], origin: Path | str = "conf/lems.toml") -> "Settings":
+        def section(name: str) -> dict[str, Any]:
+            value = raw.get(name, {})
+            if not isinstance(value, dict):
+                raise ConfError(f"{origin}: [{name}] must be a table")
+            return value
+
+        switch = section("switch")
+        try:
+            zone = ZoneInfo(switch.get("timezone", "America/Los_Angeles"))
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ConfError(f"{origin}: switch.timezone: {exc}") from None
+        try:
+            holidays = frozenset(dt.date.fromisoformat(d) for d in switch.get("holidays", []))
+        except (TypeError, ValueError) as exc:
+            raise ConfError(f"{origin}: switch.holidays: {exc}") from None
+
+        listeners = []
+        for item in raw.get("listener", []):
+            framing = item.get("framing", "stx")
+            if framing not in FRAMINGS:
+                raise ConfError(f"{origin}: listener {item.get('name')!r}: framing must be one of {FRAMINGS}")
+            listeners.append(Listener(item.get("name", framing), item.get("host", "127.0.0.1"),
+                                      int(item.get("port", 0)), framing))
+        if not listeners:
+            raise ConfError(f"{origin}: at least one [[listener]] is required")
+
+        limits = Limits(**_known(Limits, section("limits"), origin, "limits"))
+        sess = _known(SessionRules, section("session"), origin, "session")
+        if "exempt_types" in sess:
+            sess["exempt_types"] = tuple(sess["exempt_types"])
+        agreements, hits, store, log = section("agreements"), section("hits"), section("store"), section("log")
+        audit, console, banner = section("audit"), section("console"), section("banner")
+        return cls(
+            home=home,
+            name=switch.get("name", "LEMS EMULATOR"),
+            state=switch.get("state", "OR"),
+            timezone=zone,
+            holidays=holidays,
+            listeners=tuple(listeners),
+            limits=limits,
+            session=SessionRules(**sess),
+            review_grace_days=int(agreements.get("review_grace_days", 30)),
+            warn_days=int(agreements.get("warn_days", 30)),
+            hit_urgent_minutes=float(hits.get("urgent_minutes", 10)),
+            hit_routine_minutes=float(hits.get("routine_minutes", 60)),
+            store_path=home / store.get("path", "var/lems.sqlite"),
+            log_path=home / log.get("path", "var/log/lems.jsonl"),
+            retention_days=int(audit.get("retention_days", 365)),
+            console_host=console.get("host", "127.0.0.1"),
+            console_port=int(console.get("port", 7722)),
+            authorized_keys=home / console.get("authorized_keys", "conf/admin_keys"),
+            banner=banner.get("text", "").strip("\n"),
+        )
+
+
+def _known(kind: type, values: dict[str, Any], origin: Any, name: str) -> dict[str, Any]:
+    fields = {a.name for a in attrs.fields(kind)}
+    unknown = set(values) - fields
+    if unknown:
+        raise ConfError(f"{origin}: [{name}] has unknown settings {sorted(unknown)}")
+    return dict(values)
