@@ -1,0 +1,154 @@
+"""The catalogues load, carry what the access rules need, and refuse broken edits by name."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from lems import icd
+from lems.catalogue import Catalogue, CatalogueError
+from lems.codec import Codec
+
+FORMATS = Path(__file__).resolve().parent.parent / "formats"
+
+NCIC_KEYS = """QW QM EW EWJ MW XW LW CW EMD EME EMI EMJ EMV EMO MM XM LM CM EPO MPO XPO CPO ESR MSR XSR
+CSR EXS MXS XXS CXS QV EV EL MV ML XV XL LV LL CV CL QG EG MG XG LG CG QA EA MA XA LA CA QB EB MB XB LB CB
+QS ES MS XS LS CS QH QR""".split()
+NLETS_KEYS = "AM AML SM RQ RR DQ DR KQ KR IQ IR FQ FR AQ AR BQ BR CPQ CPR YQ YR".split()
+LEDS_KEYS = "QPP EPP MPP XPP".split()
+CONTROL_KEYS = "SON SOF HBT ACK".split()
+
+
+@pytest.fixture(scope="module")
+def catalogue() -> Catalogue:
+    return Catalogue.load(FORMATS)
+
+
+def test_every_protocol_key_is_catalogued(catalogue):
+    for family, keys in (("ncic", NCIC_KEYS), ("nlets", NLETS_KEYS), ("leds", LEDS_KEYS), ("control", CONTROL_KEYS)):
+        for mke in keys:
+            assert catalogue.keys[mke].family == family, mke
+
+
+def test_nic_letters_and_titles(catalogue):
+    letters = {f.letter: f.title for f in catalogue.files.values() if f.letter}
+    assert letters == {"W": "WANTED PERSON", "M": "MISSING PERSON", "H": "PROTECTION ORDER",
+                       "C": "SUPERVISED RELEASE", "X": "SEX OFFENDER", "V": "STOLEN VEHICLE",
+                       "L": "STOLEN LICENSE PLATE", "G": "STOLEN GUN", "A": "STOLEN ARTICLE", "B": "STOLEN BOAT",
+                       "S": "STOLEN SECURITIES", "P": "PROHIBITED PERSON"}
+    assert catalogue.files["wanted"].record_word == "WANT"
+    assert catalogue.files["vehicle"].record_word == "RECORD"
+    assert catalogue.files["gun"].confirm_line == "IMMED CONFIRM RECORD WITH ORI"
+    assert catalogue.files["wanted"].confirm_line == "IMMED CONFIRM WARRANT AND EXTRADITION WITH ORI"
+
+
+def test_access_attributes(catalogue):
+    keys = catalogue.keys
+    for mke in NCIC_KEYS + LEDS_KEYS:
+        spec = keys[mke]
+        assert spec.level == ("inquiry" if spec.action == "inquiry" else "entry"), mke
+    assert keys["SM"].level == "full" and keys["SM"].category == "status"
+    assert {keys[k].category for k in ("QH", "QR", "IQ", "FQ", "AQ")} == {"criminal-history"}
+    assert {keys[k].category for k in ("RQ", "DQ", "KQ")} == {"motor-vehicle"}
+    assert {keys[k].category for k in ("QPP", "EPP", "MPP", "XPP")} == {"prohibited"}
+    assert keys["CPQ"].category == "corrections"
+    assert keys["AM"].category == keys["AML"].category == "admin"
+    assert keys["YQ"].category == "hit-confirmation"
+    assert keys["QW"].category == "investigative" and keys["EW"].action == "enter"
+    replies = {"RQ": "RR", "DQ": "DR", "KQ": "KR", "IQ": "IR", "FQ": "FR", "AQ": "AR", "BQ": "BR",
+               "CPQ": "CPR", "YQ": "YR"}
+    for inquiry, reply in replies.items():
+        assert keys[inquiry].reply == reply and keys[reply].answers == inquiry
+    assert {k for k, s in keys.items() if s.free_text and not s.fold_body} == {"AM", "AML", "SM"}
+    assert keys["MW"].file == "wanted" and keys["XM"].file == "missing"
+
+
+def test_chri_purpose_and_attention_reject_23(catalogue):
+    for mke in ("QH", "QR", "IQ", "FQ", "AQ"):
+        spec = catalogue.keys[mke]
+        assert spec.fields["PUR"].invalid_code == ".23."
+        assert spec.fields["ATN"].invalid_code == ".23."
+        assert "R" not in spec.fields["PUR"].codes
+        assert [r.code for r in spec.required if r.alternatives == (("PUR",),)] == [".23."]
+    assert catalogue.keys["QPP"].fields["PUR"].invalid_code == ".12."
+
+
+# -- broken catalogues are refused, naming the file ---------------------------------------
+
+
+@pytest.fixture
+def formats_copy(tmp_path) -> Path:
+    target = tmp_path / "formats"
+    shutil.copytree(FORMATS, target)
+    return target
+
+
+def _edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new, 1))
+
+
+BROKEN = [
+    ("ncic.toml", '[key.QW]\ntitle', '[key.QW]\ntitel = "X"\ntitle', "ncic.toml: key QW: unknown attribute"),
+    ("ncic.toml", 'fields = ["SER", "NIC", "MAK", "CAL"]', 'fields = ["SER", "NIX"]', "ncic.toml: key QG: field 'NIX'"),
+    ("ncic.toml", 'codelist = "EYE"', 'codelist = "EYES"', "ncic.toml: field EYE: code list 'EYES'"),
+    ("ncic.toml", 'required = ["SER | NIC"]', 'required = ["SER | VIN"]', "ncic.toml: key QG: required names VIN"),
+    ("ncic.toml", 'family = "ncic"', 'family = "ncicx"', "ncic.toml: family"),
+    ("ncic.toml", '[key.QW]', '[key.QW\n', "ncic.toml: not valid TOML"),
+    ("ncic.toml", 'pattern = "[1-8][01][0-9]"', 'pattern = "[1-8"', "ncic.toml: field HGT: pattern"),
+    ("nlets.toml", 'reply = "RR"', 'reply = "RX"', "nlets.toml: key RQ: reply key RX"),
+    ("nlets.toml", '[key.AML]\ntitle = "ADMINISTRATIVE MESSAGE - LAW ENFORCEMENT ONLY"\nlike = "AM"',
+     '[key.AML]\ntitle = "X"\nlike = "SM"', "like makes a loop"),
+    ("leds.toml", 'category = "prohibited"', 'category = "secret"', "leds.toml: key QPP: category"),
+    ("files.toml", 'letter = "G"', 'letter = "W"', "files.toml: file gun: letter W already belongs to file wanted"),
+    ("control.toml", 'example = "HBT"', 'example = "HBT.X"', "control.toml: key HBT: example is rejected"),
+    ("ncic.toml", 'file = "gun"\naction = "inquiry"', 'file = "guns"\naction = "inquiry"', "ncic.toml: key QG: file 'guns'"),
+]
+
+
+@pytest.mark.parametrize("name,old,new,message", BROKEN)
+def test_broken_catalogue_names_file_and_problem(formats_copy, name, old, new, message):
+    if name == "nlets.toml" and "loop" in message:
+        _edit(formats_copy / name, '[key.SM]\ntitle = "STATUS MESSAGE (CONTROL TERMINAL ONLY)"\nlike = "AM"',
+              '[key.SM]\ntitle = "STATUS MESSAGE (CONTROL TERMINAL ONLY)"\nlike = "AML"')
+    _edit(formats_copy / name, old, new)
+    with pytest.raises(CatalogueError) as info:
+        Codec.from_dir(formats_copy)
+    assert message in str(info.value)
+
+
+def test_missing_files_toml(formats_copy):
+    (formats_copy / "files.toml").unlink()
+    with pytest.raises(CatalogueError, match="files.toml: missing"):
+        Catalogue.load(formats_copy)
+
+
+def test_a_new_key_is_a_catalogue_change(formats_copy):
+    with (formats_copy / "leds.toml").open("a") as f:
+        f.write('\n[key.QPX]\ntitle = "TEST KEY"\nfile = "prohibited"\naction = "inquiry"\n'
+                'fields = ["NAM", "DOB"]\nrequired = ["NAM+DOB"]\nexample = "QPX.OR9990100.NAM/DOE, J.DOB/19800101"\n')
+    codec = Codec.from_dir(formats_copy)
+    assert codec.parse("QPX.OR9990100.NAM/DOE, J.DOB/19800101").fields == (("NAM", "DOE, J"), ("DOB", "19800101"))
+
+
+# -- the ICD section -------------------------------------------------------------------------
+
+
+def test_icd_render_write_and_check(tmp_path):
+    codec = Codec.from_dir(FORMATS)
+    section = icd.render_keys(codec)
+    for mke in codec.keys:
+        assert f"#### {mke} - " in section
+    doc = tmp_path / "ICD.md"
+    doc.write_text(f"# ICD\n\nbefore\n\n{icd.BEGIN}\nstale\n{icd.END}\n\nafter\n")
+    assert icd.main(["--check", str(doc)]) == 1
+    assert icd.main(["--write", str(doc)]) == 0
+    text = doc.read_text()
+    assert text.startswith("# ICD\n\nbefore\n\n") and text.endswith(f"{icd.END}\n\nafter\n")
+    assert "stale" not in text and "#### QW - " in text
+    assert icd.main(["--check", str(doc)]) == 0
+    doc.write_text("no markers\n")
+    assert icd.main(["--check", str(doc)]) == 2
