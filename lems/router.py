@@ -1,0 +1,135 @@
+"""Route: which handler answers a parsed, authorised message, and the reply it makes.
+
+The route table (routes/routes.toml) is data: for each NCIC-style inquiry key,
+the files it searches and the record sets (LEDS, NCIC) in reply order, and the
+handler that serves them.  Handlers are plug-ins (lems.handlers).  A handler
+that fails makes a ``.30.`` section of the reply, never a dead switch; when
+every section fails the reply is an ``E`` frame ``.30.``.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Mapping
+
+import attrs
+import structlog
+
+from lems import replies
+from lems.errors import Reject
+from lems.handlers import HandlerContext, HandlerError, load_handler_class
+from lems.message import Message
+
+if TYPE_CHECKING:  # pragma: no cover
+    from lems.registry import Operator
+    from lems.session import Session
+    from lems.switch import Switch
+
+
+class RouteError(Exception):
+    """routes/routes.toml is wrong; the message names the entry."""
+
+
+@attrs.frozen
+class InquiryRoute:
+    keys: tuple[str, ...]
+    files: tuple[str, ...]
+    sets: tuple[str, ...]
+    handler: str
+
+
+@attrs.frozen
+class RouteTable:
+    handlers: Mapping[str, Mapping[str, Any]]
+    inquiries: Mapping[str, InquiryRoute]
+
+    @classmethod
+    def load(cls, path: Path) -> "RouteTable":
+        try:
+            with path.open("rb") as f:
+                raw = tomllib.load(f)
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise RouteError(f"{path}: {exc}") from None
+        handlers = {}
+        for i, h in enumerate(raw.get("handler", []), 1):
+            if "name" not in h or "use" not in h:
+                raise RouteError(f"{path}: handler #{i} needs name and use")
+            handlers[h["name"]] = h
+        inquiries: dict[str, InquiryRoute] = {}
+        for i, r in enumerate(raw.get("inquiry", []), 1):
+            try:
+                route = InquiryRoute(tuple(r["keys"]), tuple(r["files"]), tuple(r["sets"]), r["handler"])
+            except KeyError as exc:
+                raise RouteError(f"{path}: inquiry #{i} needs {exc.args[0]}") from None
+            if route.handler not in handlers:
+                raise RouteError(f"{path}: inquiry #{i} names unknown handler {route.handler!r}")
+            for key in route.keys:
+                inquiries[key] = route
+        return cls(handlers, inquiries)
+
+
+class Router:
+    def __init__(self, table: RouteTable, handlers: Mapping[str, Any], codec: Any) -> None:
+        self.table = table
+        self.handlers = handlers
+        self.codec = codec
+        self.log = structlog.get_logger("lems.router")
+
+    @classmethod
+    def from_home(cls, home: Path, settings: Any, codec: Any, store: Any, clock: Any) -> "Router":
+        table = RouteTable.load(Path(home) / "routes" / "routes.toml")
+        handlers = {}
+        for name, spec in table.handlers.items():
+            context = HandlerContext(Path(home), settings, codec, store, clock,
+                                     {k: v for k, v in spec.items() if k not in ("name", "use")})
+            try:
+                handlers[name] = load_handler_class(spec["use"], Path(home))(context)
+            except HandlerError as exc:
+                raise RouteError(str(exc)) from exc
+        return cls(table, handlers, codec)
+
+    # -- the route step -------------------------------------------------------------
+
+    def route(self, switch: "Switch", session: "Session", operator: "Operator", msg: Message, spec: Any,
+              ref: str) -> tuple[str, str]:
+        if spec.action == "inquiry" and msg.mke in self.table.inquiries:
+            return self.inquire(switch, msg, spec, self.table.inquiries[msg.mke])
+        raise Reject(".01.", f"NO ROUTE FOR {msg.mke} ON THIS SWITCH")
+
+    def inquire(self, switch: "Switch", msg: Message, spec: Any, route: InquiryRoute) -> tuple[str, str]:
+        handler = self.handlers[route.handler]
+        criteria = replies.criteria_text(msg, spec)
+        lines: list[str] = []
+        failed = 0
+        for record_set in route.sets:
+            hits = []
+            section_failed = False
+            for file in route.files:
+                try:
+                    hits += handler.inquire(msg, file, record_set)
+                except Exception as exc:  # a plug-in's failure is a .30. section, not a dead switch
+                    section_failed = True
+                    self.log.error("handler failed", handler=route.handler, file=file, record_set=record_set,
+                                   error=repr(exc))
+            if section_failed:
+                failed += 1
+                lines.append(f".30. {record_set} {replies.kind_word(self.codec, route.files[0])} "
+                             f"FILE HANDLER UNAVAILABLE OR FAILED")
+            elif not hits:
+                lines.append(replies.no_record_line(record_set, replies.kind_word(self.codec, route.files[0]),
+                                                    criteria))
+            for record in hits:
+                lines += replies.hit_block(record, self.codec.file(record.file),
+                                           switch.registry.agency_name(record.ori))
+        if failed == len(route.sets):
+            raise Reject(".30.", f"FILE HANDLER UNAVAILABLE OR FAILED FOR {msg.mke}")
+        return "R", "\n".join(lines)
+
+    # -- delivery hooks (agency-to-agency traffic builds on these) ----------------------
+
+    def acknowledge(self, switch: "Switch", session: "Session", msg: Message) -> str:
+        return f"ACK OSN/{msg.get('OSN', '')}"
+
+    def tick(self, switch: "Switch") -> None:
+        """Timers of routed traffic (hit confirmation); nothing yet for inquiries."""
