@@ -290,7 +290,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # Subcommands with their own argument parsers, in their own modules.
-EXTERNAL: list[tuple[str, str, str]] = []
+EXTERNAL: list[tuple[str, str, str]] = [
+    ("replay", "lems.replay", "replay a capture against a switch and compare the replies (PROTOCOL.md 7)"),
+    ("bench", "lems.bench", "load generator and benchmark against the switch and a bare TLS echo server"),
+    ("console", "lems.console", "the administrators' console (SSH)"),
+]
 
 
 def _external(module: str):

@@ -27,6 +27,10 @@ if TYPE_CHECKING:  # pragma: no cover
     from lems.switch import Switch
 
 
+# Keys carried between agencies rather than answered from files.
+DELIVERY_CATEGORIES = frozenset({"admin", "status", "hit-confirmation"})
+
+
 class RouteError(Exception):
     """routes/routes.toml is wrong; the message names the entry."""
 
@@ -70,10 +74,12 @@ class RouteTable:
 
 
 class Router:
-    def __init__(self, table: RouteTable, handlers: Mapping[str, Any], codec: Any) -> None:
+    def __init__(self, table: RouteTable, handlers: Mapping[str, Any], codec: Any, delivery: Any = None) -> None:
         self.table = table
         self.handlers = handlers
         self.codec = codec
+        # Agency-to-agency traffic (AM, AML, SM, YQ, YR): queues, acknowledgements, hit confirmation.
+        self.delivery = delivery
         self.log = structlog.get_logger("lems.router")
 
     @classmethod
@@ -93,6 +99,8 @@ class Router:
 
     def route(self, switch: "Switch", session: "Session", operator: "Operator", msg: Message, spec: Any,
               ref: str) -> tuple[str, str]:
+        if self.delivery is not None and spec.category in DELIVERY_CATEGORIES:
+            return self.delivery.route(switch, session, operator, msg, spec, ref)
         if spec.action == "inquiry" and msg.mke in self.table.inquiries:
             return self.inquire(switch, msg, spec, self.table.inquiries[msg.mke])
         raise Reject(".01.", f"NO ROUTE FOR {msg.mke} ON THIS SWITCH")
@@ -129,7 +137,11 @@ class Router:
     # -- delivery hooks (agency-to-agency traffic builds on these) ----------------------
 
     def acknowledge(self, switch: "Switch", session: "Session", msg: Message) -> str:
+        if self.delivery is not None:
+            return self.delivery.acknowledge(switch, session, msg)
         return f"ACK OSN/{msg.get('OSN', '')}"
 
     def tick(self, switch: "Switch") -> None:
-        """Timers of routed traffic (hit confirmation); nothing yet for inquiries."""
+        """Timers of routed traffic (hit confirmation)."""
+        if self.delivery is not None:
+            self.delivery.tick(switch)
