@@ -60,7 +60,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
                           capture=Path(args.capture) if args.capture else None, host=args.host)
     except Exception as exc:  # a bad home is reported, not a traceback
         return _fail(f"cannot start the switch on {home}: {exc}")
-    log.configure(service.settings.log_path, echo=False)
+    log.configure(service.settings.log_path, echo=True)
     try:
         bound = service.start()
     except Exception as exc:
