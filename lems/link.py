@@ -184,6 +184,17 @@ class TerminalProtocol(protocol.Protocol):
         self.closing = True
 
 
+class Refused(protocol.Protocol):
+    """A connection over a limit: dropped before the TLS handshake.
+
+    (Returning None from buildProtocol would leave the TLS wrapper without a
+    protocol to tell when the socket closes.)
+    """
+
+    def connectionMade(self) -> None:
+        self.transport.abortConnection()
+
+
 class TerminalFactory(protocol.ServerFactory):
     def __init__(self, switch: Any, reactor: Any, outbox: Outbox, name: str, framing_name: str) -> None:
         self.switch = switch
@@ -197,13 +208,13 @@ class TerminalFactory(protocol.ServerFactory):
         self.protocols: set[TerminalProtocol] = set()
         self.on_session_start: list = []
 
-    def buildProtocol(self, addr: Any) -> Optional[TerminalProtocol]:
+    def buildProtocol(self, addr: Any) -> protocol.Protocol:
         limits = self.switch.settings.limits
         host = getattr(addr, "host", "?")
         if self.total >= limits.max_connections or self.connections[host] >= limits.max_connections_per_address:
             # Refused before TLS: returning None closes the socket at once.
             structlog.get_logger("lems.link").warning("connection refused by limit", remote=host)
-            return None
+            return Refused()
         self.connections[host] += 1
         self.total += 1
         proto = TerminalProtocol(self, f"{host}:{getattr(addr, 'port', 0)}")
