@@ -93,7 +93,8 @@ class Router:
                 handlers[name] = load_handler_class(spec["use"], Path(home))(context)
             except HandlerError as exc:
                 raise RouteError(str(exc)) from exc
-        return cls(table, handlers, codec)
+        from lems.delivery import Delivery  # builds on the session layer: only a whole switch needs it
+        return cls(table, handlers, codec, delivery=Delivery.from_home(Path(home), settings, store))
 
     # -- the route step -------------------------------------------------------------
 
