@@ -14,6 +14,7 @@ from typing import Any, Optional
 
 import attrs
 
+from lems import console
 from lems import pki as pki_mod
 from lems.clock import SystemClock
 from lems.conf import Settings
@@ -63,6 +64,8 @@ def init(dest: Path, clock: Any = None, source: Optional[Path] = None, refresh_d
     ca.issue_server()
     for terminal in list(registry.terminals.values()):
         registry = issue_terminal(registry, ca, terminal)
+    # The console's host key and a local administrator's key pair, listed in admin_keys.
+    console.init_keys(dest, settings.authorized_keys)
     return registry
 
 
