@@ -33,9 +33,10 @@ from lems.session import CheckPassword, Close, Send, Session
 class Outbox:
     """Writes held until the turn's transaction commits (DESIGN.md durability rule)."""
 
-    def __init__(self, store: Any, reactor: Any) -> None:
+    def __init__(self, store: Any, reactor: Any, capture: Any = None) -> None:
         self.store = store
         self.reactor = reactor
+        self.capture = capture  # lems.capture.Capture when `lems serve --capture` records traffic
         self.pending: list[tuple["TerminalProtocol", Optional[bytes], str]] = []
         self.scheduled = False
 
@@ -49,11 +50,16 @@ class Outbox:
         self.scheduled = False
         self.store.commit()
         pending, self.pending = self.pending, []
+        capture = self.capture
         for proto, payload, reason in pending:
             if payload is not None:
+                if capture is not None and proto.session is not None:
+                    capture.outbound(proto.session.terminal.id, payload)
                 proto.write_payload(payload)
             else:
                 proto.hang_up(reason)
+        if capture is not None:
+            capture.flush()  # once per turn, not per frame
 
 
 @implementer(interfaces.IHandshakeListener, interfaces.IPushProducer)
@@ -103,6 +109,8 @@ class TerminalProtocol(protocol.Protocol):
         events = self.framer.feed(data)
         if self.session is None:
             return  # application data cannot precede the handshake; ignore defensively
+        if self.factory.outbox.capture is not None:
+            self.factory.outbox.capture.inbound(self.session.terminal.id, events)
         self.held.extend(events)
         self._drain()
 

@@ -50,10 +50,12 @@ class Service:
         codec = Codec.from_dir(self.home / "formats")
         router = Router.from_home(self.home, self.settings, codec, self.store, self.clock)
         self.switch = Switch(self.settings, registry, codec, router, self.store, self.clock, self.log)
-        self.outbox = Outbox(self.store, reactor)
+        from lems.capture import Capture
+        self.outbox = Outbox(self.store, reactor, capture=Capture.open(capture) if capture else None)
         self.factories: list[TerminalFactory] = []
         self.ports: list[Any] = []
         self.ticker: Optional[task.LoopingCall] = None
+        self.console: Any = None  # lems.console.ConsoleServer once started; .port is its bound port
 
     # -- start and stop ---------------------------------------------------------------
 
@@ -69,8 +71,12 @@ class Service:
                 port = self.port_override + i if self.port_override else 0
             listening = self.reactor.listenSSL(port, factory, context, interface=self.host_override or listener.host)
             self.factories.append(factory)
+            if self.switch.router.delivery is not None:  # queued traffic goes out when its terminal connects
+                factory.on_session_start.append(lambda s: self.switch.router.delivery.session_started(self.switch, s))
             self.ports.append(listening)
             bound[listener.name] = listening.getHost().port
+        from lems import console  # conch is only needed by a switch that listens
+        self.console = console.listen(self)
         self.ticker = task.LoopingCall(self.tick)
         self.ticker.clock = self.reactor
         self.ticker.start(TICK_SECONDS, now=False)
@@ -92,6 +98,9 @@ class Service:
         """Stop listening, close every session, commit and close the store."""
         if self.ticker is not None and self.ticker.running:
             self.ticker.stop()
+        # Administrators go first: their sign-out is journaled before the store closes.
+        console_stopped = self.console.stop() if self.console is not None else None
+        self.console = None
         for terminal_id, session in list(self.switch.hub.sessions.items()):
             self.switch.hub.write(terminal_id, session.close("switch stopping", ("S", "SWITCH SHUTTING DOWN")))
         self.outbox.flush()
@@ -101,11 +110,15 @@ class Service:
                     proto.transport.loseConnection()
         from twisted.internet import defer
         stopped = [defer.maybeDeferred(p.stopListening) for p in self.ports]
+        if console_stopped is not None:
+            stopped.append(console_stopped)
         self.ports = []
 
         def finish(_: Any) -> None:
             self.switch.audit("security", None, event="SWITCH STOP")
             self.store.close()
+            if self.outbox.capture is not None:
+                self.outbox.capture.close()
             self.log.info("switch stopped")
 
         return defer.DeferredList(stopped).addCallback(finish)

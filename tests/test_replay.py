@@ -1,0 +1,200 @@
+"""`lems replay` (PROTOCOL.md 7) and the `lems bench` smoke test.
+
+tests/captures/demo-session.jsonl was recorded with `lems serve --capture` on a
+fresh `lems init` home: two terminals (T0100001 with OP010001, T0200001 with
+OP020001); a QW before sign-on (.20.), sign-ons, QW hit and no-hit, QV by plate
+and by VIN, QG, HBT, a .12. and a .13., sign-offs.  Entries (EW/MW/CW) and RQ
+are left out because this switch has no route for them yet (.01.); the NIC
+substitution an entry needs is tested with a scripted switch below.
+demo-session-wrong.jsonl is the same capture with one reply line edited
+(VCO/BLU -> VCO/RED in A-0004) and one code changed (.12. -> .13. in A-0007).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from twisted.internet import defer, reactor
+
+from lems import capture as capture_mod
+from lems import replay
+from lems.headers import Output
+
+from conftest import in_reactor
+
+CAPTURES = Path(__file__).parent / "captures"
+GOOD = CAPTURES / "demo-session.jsonl"
+WRONG = CAPTURES / "demo-session-wrong.jsonl"
+
+
+def rec(cls: str, text: str, ref: str = "R1") -> dict[str, Any]:
+    return {"t": 0.0, "terminal": "T0100001", "dir": "out", "ref": ref, "cls": cls, "text": text}
+
+
+def live(cls: str, text: str, ref: str = "R1") -> Output:
+    return Output(1, ref, cls, "2026010112000000", text)
+
+
+# -- comparing replies ------------------------------------------------------------------------
+
+
+def test_same_reply_matches():
+    assert replay.compare(rec("R", "HBT"), live("R", "HBT"), replay.NicMap()) is None
+
+
+def test_different_class_code_and_line_are_named():
+    nics = replay.NicMap()
+    diff = replay.compare(rec("R", "HBT"), live("E", ".20. SIGN-ON REQUIRED"), nics)
+    assert diff.kind == "different class" and "class R recorded, E live" in diff.reason
+    diff = replay.compare(rec("E", ".12. INVALID FIELD DOB"), live("E", ".13. MANDATORY FIELD MISSING"), nics)
+    assert diff.kind == "different code" and "code .12. recorded, .13. live" in diff.reason
+    diff = replay.compare(rec("R", "MKE/STOLEN GUN\nCAL/9MM"), live("R", "MKE/STOLEN GUN\nCAL/45"), nics)
+    assert diff.kind == "different line" and diff.reason == "line 2 differs: recorded 'CAL/9MM', live 'CAL/45'"
+    diff = replay.compare(rec("R", "A\nB"), live("R", "A\nB\nC"), nics)
+    assert diff.kind == "different line" and "line 3 only live: 'C'" in diff.reason
+
+
+def test_signon_warnings_and_nlets_header_times_may_differ():
+    nics = replay.NicMap()
+    assert replay.compare(
+        rec("R", "SIGN-ON ACCEPTED OP010001 OR9990100 TERMINAL T0100001\nCERTIFICATION EXPIRES 20261201"),
+        live("R", "SIGN-ON ACCEPTED OP010001 OR9990100 TERMINAL T0100001"), nics) is None
+    recorded = "RR.OR0000000\n1012 20260101 00012\n1012 20260101 00044 OR9990100\nTXT\nLIC/TEST123"
+    now = "RR.OR0000000\n1730 20261122 00001\n1730 20261122 00002 OR9990100\nTXT\nLIC/TEST123"
+    assert replay.compare(rec("R", recorded), live("R", now), nics) is None
+    wrong_dest = now.replace("00002 OR9990100", "00002 OR9990200")
+    assert replay.compare(rec("R", recorded), live("R", wrong_dest), nics).kind == "different line"
+
+
+def test_nics_may_differ_but_consistently():
+    nics = replay.NicMap()
+    entry = "EW.OR9990100.NAM/TESTER, ACCEPT A.OCA/ACC-0001"
+    assert replay.compare(rec("R", "ENTERED NIC/W000000005 OCA/ACC-0001\nNIC/W000000005 DTE/20260101"),
+                          live("R", "ENTERED NIC/W000000042 OCA/ACC-0001\nNIC/W000000042 DTE/20261122"),
+                          nics, entry) is None
+    # Later inputs that carry the recorded NIC are sent with the live one ...
+    assert nics.substitute("MW.OR9990100.NIC/W000000005.HGT/511") == "MW.OR9990100.NIC/W000000042.HGT/511"
+    # ... and a later reply must show the same pair.
+    diff = replay.compare(rec("R", "MODIFY NIC/W000000005"), live("R", "MODIFY NIC/W000000043"), nics)
+    assert diff.kind == "different NIC" and "W000000042" in diff.reason
+    # A demo record's entry date is data, not something that changes.
+    diff = replay.compare(rec("R", "NIC/W000000001 DTE/20250314"), live("R", "NIC/W000000001 DTE/20250315"), nics)
+    assert diff.kind == "different line"
+
+
+class ScriptedWire:
+    """Stands in for a terminal's connection to a switch that answers with ``answer``."""
+
+    def __init__(self, terminal: str, on_frame, answer) -> None:
+        self.terminal, self.on_frame, self.answer, self.open = terminal, on_frame, answer, True
+        self.sent: list[str] = []
+
+    def send(self, ref: str, text: str, opr: str = "") -> None:
+        self.sent.append(text)
+        cls, reply = self.answer(text)
+        reactor.callLater(0.001, self.on_frame, Output(len(self.sent), ref, cls, "2026112200000000", reply))
+
+    def close(self) -> None:
+        self.open = False
+
+
+class ScriptedTarget:
+    def __init__(self, answer) -> None:
+        self.answer, self.wires = answer, {}
+
+    def connect(self, reactor_: Any, terminal: str, on_frame, on_lost=None, timeout: float = 10.0):
+        self.wires[terminal] = ScriptedWire(terminal, on_frame, self.answer)
+        return defer.succeed(self.wires[terminal])
+
+
+def test_entry_then_modify_uses_the_nic_the_switch_gave_out():
+    frames = [
+        {"t": 0.0, "terminal": "T0100001", "dir": "in", "ref": "E1", "cls": None, "text": "EW.OR9990100.OCA/X1"},
+        {"t": 0.1, "terminal": "T0100001", "dir": "out", "ref": "E1", "cls": "R", "text": "ENTERED NIC/W000000005"},
+        {"t": 0.2, "terminal": "T0100001", "dir": "in", "ref": "M1", "cls": None,
+         "text": "MW.OR9990100.NIC/W000000005.HGT/511"},
+        {"t": 0.3, "terminal": "T0100001", "dir": "out", "ref": "M1", "cls": "R", "text": "MODIFIED NIC/W000000005"},
+    ]
+
+    def answer(text: str):
+        if text.startswith("EW."):
+            return "R", "ENTERED NIC/W000000077"
+        return "R", "MODIFIED " + text.split(".")[2]
+
+    target = ScriptedTarget(answer)
+    report = in_reactor(replay.run_in_reactor, reactor, frames, target, speed=None, settle=0.05)
+    assert report["mismatched"] == 0, report["mismatches"]
+    assert target.wires["T0100001"].sent[1] == "MW.OR9990100.NIC/W000000077.HGT/511"
+
+
+def test_missing_and_unexpected_replies_are_reported():
+    frames = [
+        {"t": 0.0, "terminal": "T0100001", "dir": "in", "ref": "A", "cls": None, "text": "HBT"},
+        {"t": 0.0, "terminal": "T0100001", "dir": "out", "ref": "A", "cls": "R", "text": "HBT"},
+        {"t": 0.1, "terminal": "T0100001", "dir": "in", "ref": "B", "cls": None, "text": "QUIET"},
+        {"t": 0.1, "terminal": "T0100001", "dir": "out", "ref": "", "cls": "U", "text": "NOTICE"},
+    ]
+    target = ScriptedTarget(lambda text: ("R", text))
+
+    class Silent(ScriptedWire):
+        def send(self, ref, text, opr=""):
+            if text != "HBT":
+                super().send(ref, text, opr)
+
+    target.connect = lambda r, t, on_frame, on_lost=None, timeout=10.0: defer.succeed(
+        target.wires.setdefault(t, Silent(t, on_frame, target.answer)))
+    report = in_reactor(replay.run_in_reactor, reactor, frames, target, speed=None, timeout=0.3, settle=0.1)
+    kinds = sorted(m["kind"] for m in report["mismatches"])
+    assert kinds == ["missing reply", "missing unsolicited", "unexpected reply"]
+
+
+# -- against a real switch -----------------------------------------------------------------------
+
+
+def _target(running) -> replay.Target:
+    return replay.Target.from_home(running.home, "127.0.0.1", running.port)
+
+
+def test_good_capture_replays_clean(running):
+    frames = list(capture_mod.read(GOOD))
+    report = in_reactor(replay.run_in_reactor, reactor, frames, _target(running), speed=None, settle=0.2)
+    assert report["mismatched"] == 0, report["mismatches"]
+    assert report["frames"] == sum(1 for f in frames if f["dir"] == "in")
+    assert report["compared"] == sum(1 for f in frames if f["dir"] == "out")
+    assert report["latency_ms"]["p99"] is not None
+
+
+def test_wrong_capture_names_the_edited_line_and_the_changed_code(running):
+    frames = list(capture_mod.read(WRONG))
+    report = in_reactor(replay.run_in_reactor, reactor, frames, _target(running), speed=None, settle=0.2)
+    found = {(m["ref"], m["kind"]): m["reason"] for m in report["mismatches"]}
+    assert set(found) == {("A-0004", "different line"), ("A-0007", "different code")}
+    assert "recorded 'VCO/RED', live 'VCO/BLU'" in found[("A-0004", "different line")]
+    assert "code .13. recorded, .12. live" in found[("A-0007", "different code")]
+
+
+def test_cli_exit_status_and_report(running, tmp_path):
+    base = [sys.executable, "-m", "lems", "replay"]
+    where = ["--home", str(running.home), "--host", "127.0.0.1", "--port", str(running.port)]
+    good = subprocess.run(base + [str(GOOD), *where, "--speed", "20"], capture_output=True, text=True, timeout=60)
+    assert good.returncode == 0, good.stdout + good.stderr
+    assert "0 mismatched" in good.stdout and "latency ms p50" in good.stdout
+    report_path = tmp_path / "report.json"
+    wrong = subprocess.run(base + [str(WRONG), *where, "--max", "--report", str(report_path)],
+                           capture_output=True, text=True, timeout=60)
+    assert wrong.returncode == 1, wrong.stdout + wrong.stderr
+    assert "A-0007: different code" in wrong.stdout and "A-0004: different line" in wrong.stdout
+    report = json.loads(report_path.read_text())
+    assert report["mismatched"] == 2 and {m["ref"] for m in report["mismatches"]} == {"A-0004", "A-0007"}
+
+
+def test_bench_smoke():
+    # `--` because the lems parser hands over only what follows a positional or `--`.
+    done = subprocess.run([sys.executable, "-m", "lems", "bench", "--", "--terminals", "2", "--seconds", "2"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "ratio switch/echo: throughput" in done.stdout
