@@ -69,6 +69,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         listener = next(lst for lst in service.settings.listeners if lst.name == name)
         print(f"LEMS switch listening: {name} on {args.host or listener.host}:{port} ({listener.framing} framing)",
               flush=True)
+    if service.console is not None:
+        console_host = args.host or service.settings.console_host
+        print(f"administrators' console (SSH): {console_host}:{service.console.port}"
+              f" (lems console --home {home})", flush=True)
     print(f"home {home}; log {service.settings.log_path}; stop with Ctrl-C", flush=True)
     reactor.addSystemEventTrigger("before", "shutdown", service.stop)
     reactor.run()
@@ -307,8 +311,15 @@ def _external(module: str):
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
-    args = parser.parse_args(argv)
+    # Subcommands with their own parsers get every argument after their name,
+    # options first included (argparse's REMAINDER refuses a leading --option).
+    external = {name: module for name, module, _ in EXTERNAL}
+    if argv and argv[0] in external:
+        args = argparse.Namespace(func=_external(external[argv[0]]), rest=argv[1:])
+    else:
+        args = parser.parse_args(argv)
     try:
         return args.func(args)
     except KeyboardInterrupt:

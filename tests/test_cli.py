@@ -101,3 +101,14 @@ def test_terminal_and_operator_add(tmp_path):
     assert "OP019999" in text and "Secret#1" not in text
     issued = lems("ca", "issue", "T0100009", "--home", str(home), cwd=tmp_path)
     assert issued.returncode == 0 and "fingerprint" in issued.stdout
+
+
+@pytest.mark.parametrize("command", ["bench", "replay", "console"])
+def test_subcommands_with_their_own_parser_take_leading_options(command, capsys):
+    """`lems bench --terminals 2 ...`: options right after the name reach the subcommand."""
+    from lems import cli
+
+    with pytest.raises(SystemExit) as exit_:
+        cli.main([command, "--help"])
+    assert exit_.value.code == 0
+    assert f"usage: lems {command}" in capsys.readouterr().out
