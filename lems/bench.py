@@ -157,6 +157,28 @@ class Server:
         self.port = self._wait_port(re.compile(pattern))
         # Keep draining its stdout so that a chatty server never blocks on a full pipe.
         threading.Thread(target=self._drain, daemon=True).start()
+        self.rss: list[tuple[float, int]] = []  # (monotonic time, resident set in kB), once a second
+        threading.Thread(target=self._sample_memory, daemon=True).start()
+
+    def _sample_memory(self) -> None:
+        status = Path(f"/proc/{self.proc.pid}/status")
+        while self.proc.poll() is None:
+            try:
+                kb = next(int(line.split()[1]) for line in status.read_text().splitlines()
+                          if line.startswith("VmRSS:"))
+            except (OSError, StopIteration, ValueError):
+                return  # not Linux, or the process is gone
+            self.rss.append((time.monotonic(), kb))
+            time.sleep(1.0)
+
+    def memory(self, since: float, until: float) -> Optional[dict[str, float]]:
+        """Resident memory in MB during a load run: at its start, half way, at its end, and the peak."""
+        run = [(t, kb) for t, kb in self.rss if since <= t <= until]
+        if not run:
+            return None
+        middle = run[len(run) // 2]
+        return {"start": run[0][1] / 1024, "middle": middle[1] / 1024, "end": run[-1][1] / 1024,
+                "peak": max(kb for _, kb in run) / 1024}
 
     def _wait_port(self, pattern: re.Pattern) -> int:
         assert self.proc.stdout is not None
@@ -404,9 +426,12 @@ def describe(result: dict[str, Any]) -> str:
 
     errors = sum(result["errors"].values())
     detail = f" ({', '.join(f'{c} x{n}' for c, n in sorted(result['errors'].items()))})" if errors else ""
+    rss = result.get("rss_mb")
+    memory = (f"\n          memory MB start {rss['start']:.1f} middle {rss['middle']:.1f} end {rss['end']:.1f} "
+              f"peak {rss['peak']:.1f}") if rss else ""
     return (f"  {result['server']:<7} {result['replies']:>8} replies {result['per_second']:>9.1f} msg/s  "
             f"latency ms p50 {ms(lat['p50'])} p95 {ms(lat['p95'])} p99 {ms(lat['p99'])}  "
-            f"errors {errors}{detail}  unanswered {result['outstanding']}")
+            f"errors {errors}{detail}  unanswered {result['outstanding']}{memory}")
 
 
 def plot(path: Path, runs: list[dict[str, Any]], title: str) -> bool:
@@ -493,7 +518,9 @@ def main(argv: Sequence[str]) -> int:
         for name, start in servers:
             server = start()
             try:
+                began = time.monotonic()
                 runs.append(run_load(name, server.port, home, terminals, args, mix))
+                runs[-1]["rss_mb"] = server.memory(began, time.monotonic())
             finally:
                 server.stop()
             print(describe(runs[-1]), flush=True)

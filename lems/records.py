@@ -25,6 +25,7 @@ reference the tests hold the indexes to.
 
 from __future__ import annotations
 
+import functools
 import json
 import random
 import re
@@ -357,11 +358,12 @@ def _sex_ok(rule: NameRule, asked: Optional[str], record_sexes: list[str]) -> bo
     return any(s == asked or (s == "U" and not rule.strict) for s in record_sexes)
 
 
-def _birth_dates(dob: str, window: int) -> list[str]:
+@functools.lru_cache(maxsize=4096)
+def _birth_dates(dob: str, window: int) -> tuple[str, ...]:
     if not _DATE.match(dob):
         raise ValueError(f"DOB {dob!r} must be CCYYMMDD")
     year, month_day = int(dob[:4]), dob[4:]
-    return [f"{year + offset:04d}{month_day}" for offset in range(-window, window + 1)]
+    return tuple(f"{year + offset:04d}{month_day}" for offset in range(-window, window + 1))
 
 
 def _names(record: Record) -> list[str]:
@@ -391,6 +393,7 @@ class RecordIndex:
         self.file = file
         self.record_set = record_set
         self.number_fields = tuple(number_fields)
+        self._number_set = frozenset(self.number_fields)
         if narrowing is None:
             narrowing = {**NARROWING, **FILE_NARROWING.get(file, {})}
         self.narrowing = dict(narrowing)
@@ -486,7 +489,7 @@ class RecordIndex:
         Codes the index does not know (PUR, ATN...) are ignored.  A DOB that is
         not CCYYMMDD raises ValueError (the codec should have refused it).
         """
-        asked = _clean(criteria)
+        asked = criteria if isinstance(criteria, Criteria) else _clean(criteria)
         hits: set[str] = set()
         nic = asked.get("NIC")
         if nic:
@@ -495,8 +498,10 @@ class RecordIndex:
                 self.candidates_examined += 1
                 if record.status in ON_FILE:
                     hits.add(nic)
-        for code in self.number_fields:
-            value = normalize_number(asked.get(code, ""))
+        # Only the number fields the inquiry gives (usually none or one), not every one the file knows.
+        for code in self._number_set.intersection(asked) if len(asked) < len(self._number_set) \
+                else [c for c in self.number_fields if c in asked]:
+            value = normalize_number(asked[code])
             if not value:
                 continue
             for candidate in self._numbers.get((code, value), ()):
@@ -560,9 +565,20 @@ class RecordIndex:
                 and _sex_ok(self.rule, asked.get("SEX"), _values(record, "SEX")))
 
 
-def _clean(criteria: Mapping[str, str]) -> dict[str, str]:
-    return {code.strip().upper(): value.strip().upper()
-            for code, value in criteria.items() if value is not None and value.strip()}
+class Criteria(dict):
+    """Inquiry criteria already cleaned (codes and values stripped, upper case).
+
+    A handler that searches many indexes for one inquiry (a QW reads ten) cleans
+    the criteria once with ``criteria()`` and passes this to every ``search``.
+    """
+
+
+def criteria(fields: Mapping[str, str]) -> Criteria:
+    return Criteria((code.strip().upper(), value.strip().upper())
+                    for code, value in fields.items() if value is not None and value.strip())
+
+
+_clean = criteria
 
 
 # --- the container -----------------------------------------------------------

@@ -44,6 +44,7 @@ class Store:
         self.conn = conn
         self.path = path
         self._pending = False
+        self._osn: dict[str, int] = {}  # last OSN given per terminal, as written in this transaction
 
     @classmethod
     def open(cls, path: Path | str, migrations: Sequence[Migration] | None = None) -> "Store":
@@ -98,6 +99,7 @@ class Store:
         if self._pending:
             self._pending = False
             self.conn.execute("ROLLBACK")
+            self._osn.clear()  # the counters written in the transaction are gone too
 
     def transaction(self, work: Callable[[sqlite3.Connection], object]) -> object:
         """Run ``work`` and commit at once (administrative changes outside the hot path)."""
@@ -113,8 +115,12 @@ class Store:
 
     def next_osn(self, terminal: str) -> int:
         conn = self.write()
-        row = conn.execute("SELECT osn FROM terminal_state WHERE terminal = ?", (terminal,)).fetchone()
-        osn = (row[0] % 99999 if row else 0) + 1
+        last = self._osn.get(terminal)
+        if last is None:  # read once per terminal; afterwards the store only follows the counter
+            row = conn.execute("SELECT osn FROM terminal_state WHERE terminal = ?", (terminal,)).fetchone()
+            last = row[0] if row else 0
+        osn = last % 99999 + 1
+        self._osn[terminal] = osn
         conn.execute("INSERT INTO terminal_state (terminal, osn) VALUES (?, ?) "
                      "ON CONFLICT(terminal) DO UPDATE SET osn = excluded.osn", (terminal, osn))
         return osn

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from lems import replies
 from lems.codec import Codec
-from lems.message import Message, Record
+from lems.message import Record
 
 CODEC = Codec.from_dir(Path(__file__).resolve().parent.parent / "formats")
 
