@@ -128,14 +128,16 @@ def test_slow_reader_is_not_buffered_without_limit(running, term):
     assert all(p.paused or p.closing or not p.transport.connected for p in buffered)
 
 
-def test_connection_limit_per_address(home, switch_factory):
+@pytest.mark.parametrize("setting, default", [("max_connections_per_address", 300), ("max_connections", 1000)])
+def test_connection_flood_beyond_the_limit(home, switch_factory, setting, default):
+    """Per address and in all: the connection over the limit is closed before TLS; later ones work."""
     import tomllib
 
     from lems import tomlw
 
     conf = home / "conf" / "lems.toml"
-    text = conf.read_text().replace("max_connections_per_address = 300", "max_connections_per_address = 3")
-    tomllib.loads(text)
+    text = conf.read_text().replace(f"\n{setting} = {default}", f"\n{setting} = 3")
+    assert tomllib.loads(text)["limits"][setting] == 3
     tomlw.write_atomically(conf, text)
     running = switch_factory()
     raw = []
