@@ -193,8 +193,7 @@ def test_cli_exit_status_and_report(running, tmp_path):
 
 
 def test_bench_smoke():
-    # `--` because the lems parser hands over only what follows a positional or `--`.
-    done = subprocess.run([sys.executable, "-m", "lems", "bench", "--", "--terminals", "2", "--seconds", "2"],
+    done = subprocess.run([sys.executable, "-m", "lems", "bench", "--terminals", "2", "--seconds", "2"],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "ratio switch/echo: throughput" in done.stdout
