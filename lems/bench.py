@@ -60,8 +60,8 @@ READY_TIMEOUT = 180.0
 DRAIN_SECONDS = 5.0
 
 
-def message(kind: str, ori: str, n: int, worker: int) -> str:
-    """The text of one load message of ``kind``; ``n`` makes entries unique."""
+def message(kind: str, ori: str, n: int, worker: int, terminal: int = 0) -> str:
+    """The text of one load message of ``kind``; worker, terminal and ``n`` make entries unique."""
     if kind == "qw-hit":
         return f"QW.{ori}.NAM/DOE, JOHN Q.DOB/19800101"
     if kind == "qw-nohit":
@@ -74,7 +74,7 @@ def message(kind: str, ori: str, n: int, worker: int) -> str:
         return "HBT"
     if kind == "ew":
         return (f"EW.{ori}.NAM/BENCH, LOAD {chr(65 + worker % 26)}.SEX/M.RAC/W.DOB/19910203.HGT/510.WGT/170"
-                f".EYE/BRO.HAI/BRO.OFF/2399.DOW/20260101.OCA/BN{worker:02d}{n:07d}.MIS/BENCH RECORD")
+                f".EYE/BRO.HAI/BRO.OFF/2399.DOW/20260101.OCA/BN{worker:02d}{terminal:03d}{n:07d}.MIS/BENCH RECORD")
     raise ValueError(f"unknown message kind {kind!r}")
 
 
@@ -293,7 +293,7 @@ async def _load(reactor: Any, config: dict[str, Any], ready: Any, go: Any) -> di
         ref = f"{term.n:010d}"
         term.n += 1
         term.sent[ref] = clock()
-        term.wire.send(ref, message(kind, BENCH_ORI, term.n, worker))
+        term.wire.send(ref, message(kind, BENCH_ORI, term.n, worker, term.offset))
 
     # Connect in batches: hundreds of simultaneous handshakes only measure the handshake queue.
     failures = []

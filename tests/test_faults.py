@@ -59,7 +59,8 @@ def test_mutated_messages_get_a_code(term, text, data):
         raw[i] = data.draw(st.sampled_from(b"./,ABZ09 *\n"))
     out = term.request(raw.decode())
     assert out.cls in ("R", "E")
-    if out.cls == "E":
+    # A mutated entry may repeat one already made: the file's answer, not a switch code.
+    if out.cls == "E" and not out.text.startswith(("REJECT ON FILE", "REJECT NOT ON FILE")):
         assert out.text[:4] in CODES + (".01.", ".30."), out.text
         assert "ORIGINAL MESSAGE" in out.text
 
