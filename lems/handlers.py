@@ -31,6 +31,30 @@ class HandlerError(Exception):
     """A handler could not answer; the reply section says .30."""
 
 
+class MaintenanceRefused(Exception):
+    """Record maintenance the file refuses (not a failure of the handler)."""
+
+
+class OnFile(MaintenanceRefused):
+    """Duplicate entry: the same key data is on file from the same ORI (``REJECT ON FILE``)."""
+
+    def __init__(self, record: Record) -> None:
+        super().__init__(f"on file as {record.nic}")
+        self.record = record
+
+
+class NotOnFile(MaintenanceRefused):
+    """The record to change is not on file, or does not match what the message names."""
+
+
+class NotYours(MaintenanceRefused):
+    """Only the entering ORI may modify, cancel or clear a record (``.22.``)."""
+
+    def __init__(self, record: Record) -> None:
+        super().__init__(f"{record.nic} was entered by {record.ori}")
+        self.record = record
+
+
 @attrs.frozen
 class HandlerContext:
     """What a handler is given when it is built."""
@@ -44,6 +68,12 @@ class HandlerContext:
 
 
 class FileHandler(Protocol):
+    """Inquiry returns the matching records (possibly none).  Maintenance
+    returns the record as it is on file afterwards, or raises ``OnFile``,
+    ``NotOnFile`` or ``NotYours``; any other exception is a handler failure.
+    Only ``inquire`` is required: a handler without maintenance methods serves
+    inquiries only."""
+
     def inquire(self, msg: Message, file: str, record_set: str) -> Sequence[Record]: ...
 
     def enter(self, msg: Message, file: str, record_set: str) -> Record: ...

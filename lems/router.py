@@ -29,6 +29,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 # Keys carried between agencies rather than answered from files.
 DELIVERY_CATEGORIES = frozenset({"admin", "status", "hit-confirmation"})
+MAINTENANCE_ACTIONS = frozenset({"enter", "modify", "cancel", "locate", "clear"})
 
 
 class RouteError(Exception):
@@ -44,9 +45,40 @@ class InquiryRoute:
 
 
 @attrs.frozen
+class MaintenanceRoute:
+    """Where the entry, modify, cancel, locate and clear keys of a file go."""
+
+    files: tuple[str, ...]
+    record_set: str
+    handler: str
+
+
+@attrs.frozen
+class StateRoute:
+    """A state answering Nlets-style inquiries (RQ, DQ, KQ, IQ, FQ, AQ, BQ, CPQ).
+
+    ``record_set`` is the data set its handler searches; ``file_sets`` overrides
+    it per file (the home state answers criminal history from the LEDS file).
+    ``ori`` is the answering ORI printed in the reply header.
+    """
+
+    code: str
+    name: str
+    ori: str
+    handler: str
+    record_set: str
+    file_sets: Mapping[str, str] = attrs.field(factory=dict)
+
+    def set_for(self, file: str) -> str:
+        return self.file_sets.get(file, self.record_set)
+
+
+@attrs.frozen
 class RouteTable:
     handlers: Mapping[str, Mapping[str, Any]]
     inquiries: Mapping[str, InquiryRoute]
+    maintenance: Mapping[str, MaintenanceRoute] = attrs.field(factory=dict)  # by file
+    states: Mapping[str, StateRoute] = attrs.field(factory=dict)  # by state code, in table order
 
     @classmethod
     def load(cls, path: Path) -> "RouteTable":
@@ -70,7 +102,29 @@ class RouteTable:
                 raise RouteError(f"{path}: inquiry #{i} names unknown handler {route.handler!r}")
             for key in route.keys:
                 inquiries[key] = route
-        return cls(handlers, inquiries)
+        maintenance: dict[str, MaintenanceRoute] = {}
+        for i, r in enumerate(raw.get("maintenance", []), 1):
+            try:
+                m = MaintenanceRoute(tuple(r["files"]), r["set"], r["handler"])
+            except KeyError as exc:
+                raise RouteError(f"{path}: maintenance #{i} needs {exc.args[0]}") from None
+            if m.handler not in handlers:
+                raise RouteError(f"{path}: maintenance #{i} names unknown handler {m.handler!r}")
+            for file in m.files:
+                maintenance[file] = m
+        states: dict[str, StateRoute] = {}
+        for i, r in enumerate(raw.get("state", []), 1):
+            try:
+                st = StateRoute(r["code"], r.get("name", r["code"]), r["ori"], r["handler"], r["set"],
+                                dict(r.get("file_sets", {})))
+            except KeyError as exc:
+                raise RouteError(f"{path}: state #{i} needs {exc.args[0]}") from None
+            if st.handler not in handlers:
+                raise RouteError(f"{path}: state #{i} names unknown handler {st.handler!r}")
+            if len(st.code) != 2 or st.code == "NL":
+                raise RouteError(f"{path}: state #{i} code {st.code!r} must be two letters other than NL")
+            states[st.code] = st
+        return cls(handlers, inquiries, maintenance, states)
 
 
 class Router:
@@ -102,8 +156,15 @@ class Router:
               ref: str) -> tuple[str, str]:
         if self.delivery is not None and spec.category in DELIVERY_CATEGORIES:
             return self.delivery.route(switch, session, operator, msg, spec, ref)
+        if spec.family == "nlets" and spec.action == "inquiry":
+            from lems import nlets  # Nlets-style inquiries to states, NL fan-out
+            return nlets.inquire(self, switch, session, operator, msg, spec, ref)
         if spec.action == "inquiry" and msg.mke in self.table.inquiries:
             return self.inquire(switch, msg, spec, self.table.inquiries[msg.mke])
+        if spec.action in MAINTENANCE_ACTIONS and spec.file in self.table.maintenance:
+            from lems import maintenance  # entry, modify, cancel, locate, clear
+            return maintenance.maintain(self, switch, session, operator, msg, spec, ref,
+                                        self.table.maintenance[spec.file])
         raise Reject(".01.", f"NO ROUTE FOR {msg.mke} ON THIS SWITCH")
 
     def inquire(self, switch: "Switch", msg: Message, spec: Any, route: InquiryRoute) -> tuple[str, str]:
@@ -114,9 +175,14 @@ class Router:
         for record_set in route.sets:
             hits = []
             section_failed = False
+            blocks: list[str] = []
             for file in route.files:
                 try:
-                    hits += handler.inquire(msg, file, record_set)
+                    for record in handler.inquire(msg, file, record_set):
+                        hits.append(record)
+                        # Inside the try: a plug-in's record the switch cannot show is its failure too.
+                        blocks += replies.hit_block(record, self.codec.file(record.file),
+                                                    switch.registry.agency_name(record.ori))
                 except Exception as exc:  # a plug-in's failure is a .30. section, not a dead switch
                     section_failed = True
                     self.log.error("handler failed", handler=route.handler, file=file, record_set=record_set,
@@ -128,9 +194,7 @@ class Router:
             elif not hits:
                 lines.append(replies.no_record_line(record_set, replies.kind_word(self.codec, route.files[0]),
                                                     criteria))
-            for record in hits:
-                lines += replies.hit_block(record, self.codec.file(record.file),
-                                           switch.registry.agency_name(record.ori))
+            lines += blocks
         if failed == len(route.sets):
             raise Reject(".30.", f"FILE HANDLER UNAVAILABLE OR FAILED FOR {msg.mke}")
         return "R", "\n".join(lines)

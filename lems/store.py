@@ -34,9 +34,9 @@ CREATE TABLE operator_state (
 
 def _migrations() -> list[Migration]:
     # Imported here so each module keeps its own schema next to its code.
-    from lems import delivery, journal
+    from lems import delivery, filehandler, journal
 
-    return [("0001_core", CORE), journal.MIGRATION, *delivery.MIGRATIONS]
+    return [("0001_core", CORE), journal.MIGRATION, *delivery.MIGRATIONS, *filehandler.MIGRATIONS]
 
 
 class Store:
