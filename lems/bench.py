@@ -136,9 +136,11 @@ def prepare_home(home: Path, terminals: int, records: int) -> list[str]:
     if records:
         from lems.records import record_to_json, synthetic_records
 
-        with open(home / "routes" / "records" / "bench-wanted.jsonl", "w", encoding="ascii") as out:
-            for record in synthetic_records("wanted", records, seed=1):
-                out.write(json.dumps(record_to_json(record)) + "\n")
+        # As many wanted persons as stolen vehicles: QW and QV both search a file of the size asked for.
+        for file in ("wanted", "vehicle"):
+            with open(home / "routes" / "records" / f"bench-{file}.jsonl", "w", encoding="ascii") as out:
+                out.writelines(json.dumps(record_to_json(record)) + "\n"
+                               for record in synthetic_records(file, records, seed=1))
     return ids
 
 
@@ -152,9 +154,11 @@ class Server:
         self.name = name
         self.log_path = log_path
         self.log = open(log_path, "w")
+        started = time.monotonic()
         self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=self.log, text=True,
                                      env={**os.environ, "PYTHONUNBUFFERED": "1"})
         self.port = self._wait_port(re.compile(pattern))
+        self.ready_seconds = time.monotonic() - started  # start-up: load everything, listen
         # Keep draining its stdout so that a chatty server never blocks on a full pipe.
         threading.Thread(target=self._drain, daemon=True).start()
         self.rss: list[tuple[float, int]] = []  # (monotonic time, resident set in kB), once a second
@@ -429,6 +433,8 @@ def describe(result: dict[str, Any]) -> str:
     rss = result.get("rss_mb")
     memory = (f"\n          memory MB start {rss['start']:.1f} middle {rss['middle']:.1f} end {rss['end']:.1f} "
               f"peak {rss['peak']:.1f}") if rss else ""
+    if "ready_seconds" in result:
+        memory += f"\n          started and listening in {result['ready_seconds']:.1f} s"
     return (f"  {result['server']:<7} {result['replies']:>8} replies {result['per_second']:>9.1f} msg/s  "
             f"latency ms p50 {ms(lat['p50'])} p95 {ms(lat['p95'])} p99 {ms(lat['p99'])}  "
             f"errors {errors}{detail}  unanswered {result['outstanding']}{memory}")
@@ -474,7 +480,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--terminals", type=int, default=10, help="connected terminals (default 10)")
     p.add_argument("--seconds", type=float, default=10.0, help="measured seconds per server (default 10)")
     p.add_argument("--rate", type=float, help="open loop: messages per second in all (default: closed loop)")
-    p.add_argument("--records", type=int, default=0, help="extra synthetic wanted records in the home")
+    p.add_argument("--records", type=int, default=0, help="extra synthetic records in the home: N wanted persons and N stolen vehicles")
     p.add_argument("--mix", default=DEFAULT_MIX, help=f"message kinds and weights (default {DEFAULT_MIX})")
     p.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 2) - 1),
                    help="load generator processes (default: cores - 1)")
@@ -505,7 +511,7 @@ def main(argv: Sequence[str]) -> int:
     loop = f"open loop {args.rate:g} msg/s" if args.rate else "closed loop"
     print(f"lems bench: {args.terminals} terminals ({loop}), {args.seconds:g} s per server, "
           f"{min(args.workers, args.terminals)} load process(es), mix {args.mix}"
-          + (f", {args.records} extra wanted records" if args.records else ""), flush=True)
+          + (f", {args.records} extra wanted and {args.records} extra vehicle records" if args.records else ""), flush=True)
     runs: list[dict[str, Any]] = []
     try:
         started = time.monotonic()
@@ -521,6 +527,7 @@ def main(argv: Sequence[str]) -> int:
                 began = time.monotonic()
                 runs.append(run_load(name, server.port, home, terminals, args, mix))
                 runs[-1]["rss_mb"] = server.memory(began, time.monotonic())
+                runs[-1]["ready_seconds"] = server.ready_seconds
             finally:
                 server.stop()
             print(describe(runs[-1]), flush=True)
