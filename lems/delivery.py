@@ -424,7 +424,7 @@ class Delivery:
             raise first
         queued = [o.ori for o in outcomes if o.queued and not o.delivered]
         if queued:
-            self._queued_notice(switch, session, msg, ref, queued)
+            self.notify_queued(switch, session, msg, ref, queued)
         lines = [f"{msg.mke} ACCEPTED FOR {','.join(msg.dests)}"]
         if msg.control:
             lines.append(f"*{msg.control}")
@@ -439,8 +439,9 @@ class Delivery:
         lines += ["ORIGINAL MESSAGE", msg.raw[:ORIGINAL_LIMIT]]
         return "\n".join(lines)
 
-    def _queued_notice(self, switch: "Switch", session: "Session", msg: Message, ref: str,
-                       oris: list[str]) -> None:
+    def notify_queued(self, switch: "Switch", session: "Session", msg: Message, ref: str,
+                      oris: list[str]) -> None:
+        """The sender's S .02. notice: its message waits for ``oris`` (AM, AML, Nlets inquiries to ORIs)."""
         try:
             self.enqueue(switch, session.terminal.id, "S", self.queued_notice_text(msg, oris), PRIORITY_ORDINARY,
                          ref)

@@ -168,7 +168,7 @@ def inquire(router: Router, switch: Switch, session: Session, operator: Operator
     if not any(isinstance(p, Delivered) or (isinstance(p, StateAnswer) and not p.failed) for p in parts):
         raise _first_refusal(msg, parts)
     if queued:
-        router.delivery._queued_notice(switch, session, msg, ref, queued)
+        router.delivery.notify_queued(switch, session, msg, ref, queued)
 
     # Read last: a delivery above may have written to the sender's own terminal.
     sent = switch.clock.now()

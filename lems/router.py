@@ -92,35 +92,29 @@ class RouteTable:
             if "name" not in h or "use" not in h:
                 raise RouteError(f"{path}: handler #{i} needs name and use")
             handlers[h["name"]] = h
-        inquiries: dict[str, InquiryRoute] = {}
-        for i, r in enumerate(raw.get("inquiry", []), 1):
-            try:
-                route = InquiryRoute(tuple(r["keys"]), tuple(r["files"]), tuple(r["sets"]), r["handler"])
-            except KeyError as exc:
-                raise RouteError(f"{path}: inquiry #{i} needs {exc.args[0]}") from None
-            if route.handler not in handlers:
-                raise RouteError(f"{path}: inquiry #{i} names unknown handler {route.handler!r}")
-            for key in route.keys:
-                inquiries[key] = route
-        maintenance: dict[str, MaintenanceRoute] = {}
-        for i, r in enumerate(raw.get("maintenance", []), 1):
-            try:
-                m = MaintenanceRoute(tuple(r["files"]), r["set"], r["handler"])
-            except KeyError as exc:
-                raise RouteError(f"{path}: maintenance #{i} needs {exc.args[0]}") from None
-            if m.handler not in handlers:
-                raise RouteError(f"{path}: maintenance #{i} names unknown handler {m.handler!r}")
-            for file in m.files:
-                maintenance[file] = m
+
+        def section(name: str, build: Any) -> list[Any]:
+            """Each entry of a [[name]] section built, naming the entry when a key is missing."""
+            out = []
+            for i, r in enumerate(raw.get(name, []), 1):
+                try:
+                    route = build(r)
+                except KeyError as exc:
+                    raise RouteError(f"{path}: {name} #{i} needs {exc.args[0]}") from None
+                if route.handler not in handlers:
+                    raise RouteError(f"{path}: {name} #{i} names unknown handler {route.handler!r}")
+                out.append((i, route))
+            return out
+
+        inquiries = {key: route for _, route in section(
+            "inquiry", lambda r: InquiryRoute(tuple(r["keys"]), tuple(r["files"]), tuple(r["sets"]), r["handler"]))
+            for key in route.keys}
+        maintenance = {file: route for _, route in section(
+            "maintenance", lambda r: MaintenanceRoute(tuple(r["files"]), r["set"], r["handler"]))
+            for file in route.files}
         states: dict[str, StateRoute] = {}
-        for i, r in enumerate(raw.get("state", []), 1):
-            try:
-                st = StateRoute(r["code"], r.get("name", r["code"]), r["ori"], r["handler"], r["set"],
-                                dict(r.get("file_sets", {})))
-            except KeyError as exc:
-                raise RouteError(f"{path}: state #{i} needs {exc.args[0]}") from None
-            if st.handler not in handlers:
-                raise RouteError(f"{path}: state #{i} names unknown handler {st.handler!r}")
+        for i, st in section("state", lambda r: StateRoute(r["code"], r.get("name", r["code"]), r["ori"],
+                                                            r["handler"], r["set"], dict(r.get("file_sets", {})))):
             if len(st.code) != 2 or st.code == "NL":
                 raise RouteError(f"{path}: state #{i} code {st.code!r} must be two letters other than NL")
             states[st.code] = st

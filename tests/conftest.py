@@ -10,11 +10,17 @@ Time-based tests give the service a FakeClock and call ``tick`` themselves.
 
 from __future__ import annotations
 
+import os
+import re
 import shutil
+import subprocess
+import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any, Callable, Optional
 
+import attrs
 import pytest
 from twisted.internet import reactor, threads
 
@@ -136,3 +142,41 @@ def switch_factory(home, clock):
 @pytest.fixture
 def running(switch_factory) -> Running:
     return switch_factory()
+
+
+def edit_registry(home: Path, **changes: Any) -> None:
+    """Change the home's registry before a switch starts: agencies/terminals/operators by id."""
+    registry = Registry.load(home / "terminals")
+    for oid, fields in changes.get("operators", {}).items():
+        registry = registry.with_operator(attrs.evolve(registry.operators[oid], **fields))
+    for ori, fields in changes.get("agencies", {}).items():
+        registry = registry.with_agency(attrs.evolve(registry.agencies[ori], **fields))
+    for tid, fields in changes.get("terminals", {}).items():
+        registry = registry.with_terminal(attrs.evolve(registry.terminals[tid], **fields))
+
+
+def serve_process(home: Path, cwd: Optional[Path] = None) -> tuple[subprocess.Popen, int]:
+    """`lems serve --port 0` on ``home`` in its own process; (process, terminal port) once it listens.
+
+    Its output keeps being read into ``proc.lines`` by the thread ``proc.reader`` (join it after
+    the process ends to have every line), so the switch never blocks on a full pipe.
+    """
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    proc = subprocess.Popen([sys.executable, "-m", "lems", "serve", "--home", str(home), "--port", "0",
+                             "--host", "127.0.0.1"], cwd=cwd, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    proc.lines = []  # type: ignore[attr-defined]
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        proc.lines.append(line)  # type: ignore[attr-defined]
+        m = re.search(r"terminals on 127\.0\.0\.1:(\d+)", line)
+        if m:
+            proc.reader = threading.Thread(target=lambda: proc.lines.extend(proc.stdout), daemon=True)  # type: ignore
+            proc.reader.start()  # type: ignore[attr-defined]
+            return proc, int(m.group(1))
+    proc.kill()
+    proc.wait()
+    pytest.fail("lems serve did not start:\n" + "".join(proc.lines))  # type: ignore[attr-defined]

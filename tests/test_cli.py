@@ -8,14 +8,13 @@ demo home and can init and serve one.
 from __future__ import annotations
 
 import os
-import re
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+from conftest import serve_process
 
 PASSWORD = "LemsDemo#2026"
 QW = "QW.OR9990100.NAM/DOE, JOHN Q.DOB/19800101"
@@ -34,22 +33,8 @@ def served(tmp_path):
     done = lems("init", str(home), cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert "LemsDemo#2026" in done.stdout
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    proc = subprocess.Popen([sys.executable, "-m", "lems", "serve", "--home", str(home), "--port", "0"],
-                            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    port = None
-    deadline = time.monotonic() + 30
-    lines = []
-    while time.monotonic() < deadline and port is None:
-        line = proc.stdout.readline()
-        if not line:
-            break
-        lines.append(line)
-        m = re.search(r"terminals on 127\.0\.0\.1:(\d+)", line)
-        if m:
-            port = int(m.group(1))
+    proc, port = serve_process(home, cwd=tmp_path)
     try:
-        assert port, "".join(lines)
         yield home, port, proc
     finally:
         if proc.poll() is None:
@@ -70,7 +55,9 @@ def test_init_serve_send_hit_and_clean_stop(served, tmp_path):
     refused = lems("send", "T0100001", QW, "--home", str(home), "--port", str(port), cwd=tmp_path)
     assert refused.returncode == 1 and refused.stdout.startswith(".20.")
     proc.send_signal(signal.SIGTERM)
-    out, _ = proc.communicate(timeout=20)
+    proc.wait(timeout=20)
+    proc.reader.join(5)
+    out = "".join(proc.lines)
     assert proc.returncode == 0 and "stopped" in out
     verify = lems("audit", "--home", str(home), "verify", cwd=tmp_path)
     assert verify.returncode == 0, verify.stdout + verify.stderr

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import time
 
-import attrs
 import pytest
+from conftest import edit_registry
 
 from lems.client import ReplyTimeout, TerminalClient
 from lems.delivery import GroupError, load_groups
 from lems.headers import Output
-from lems.registry import Registry
 
 AM = "AM.OR9990100.OR9990200.*AMCTL00001.TXTPLEASE CALL RECORDS RE CASE ACC-0001"
 
@@ -38,12 +37,6 @@ def sender(running):
     return running.signed_on("T0100001", "OR9990100", "OP010001")
 
 
-def edit_registry(home, **changes):
-    registry = Registry.load(home / "terminals")
-    for terminal_id, values in changes.get("terminals", {}).items():
-        registry = registry.with_terminal(attrs.evolve(registry.terminals[terminal_id], **values))
-    for ori, values in changes.get("agencies", {}).items():
-        registry = registry.with_agency(attrs.evolve(registry.agencies[ori], **values))
 
 
 def test_am_to_offline_agency_is_queued_and_delivered_on_connect(running):

@@ -30,7 +30,7 @@ import threading
 import time
 
 import pytest
-from conftest import PASSWORD, Running
+from conftest import PASSWORD, Running, serve_process
 from test_delivery import wait_for
 
 from lems.client import ReplyTimeout, TerminalClient
@@ -58,27 +58,6 @@ def entry(i: int) -> str:
 
 def am(i: int) -> str:
     return f"AM.OR9990000.OR9990200.*CR{i:08d}.TXTCRASH TEST MESSAGE {i}"
-
-
-def serve(home) -> tuple[subprocess.Popen, int]:
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    proc = subprocess.Popen([sys.executable, "-m", "lems", "serve", "--home", str(home), "--port", "0",
-                             "--host", "127.0.0.1"], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
-    lines = []
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line:
-            break
-        lines.append(line)
-        m = re.search(r"terminals on 127\.0\.0\.1:(\d+)", line)
-        if m:
-            threading.Thread(target=proc.stdout.read, daemon=True).start()  # keep the pipe drained
-            return proc, int(m.group(1))
-    proc.kill()
-    proc.wait()
-    pytest.fail("lems serve did not start:\n" + "".join(lines))
 
 
 def terminal(home, port: int, terminal_id: str, ori: str, operator: str) -> TerminalClient:
@@ -118,7 +97,7 @@ class Load(threading.Thread):
 @pytest.fixture
 def killed(home):
     """Load the switch process, SIGKILL it mid-load; yields what the terminals were told."""
-    proc, port = serve(home)
+    proc, port = serve_process(home)
     try:
         requester = terminal(home, port, "T0100002", "OR9990100", "OP010001")
         yq = requester.request(YQ)

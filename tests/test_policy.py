@@ -15,22 +15,12 @@ from lems.message import Message
 from lems.policy import Policy
 from lems.registry import Registry
 
-from conftest import PASSWORD
+from conftest import PASSWORD, edit_registry
 
 QW = "QW.{ori}.NAM/DOE, JOHN Q.DOB/19800101"
 PACIFIC = dt.timezone(dt.timedelta(hours=-8))  # November: PST
 
 
-def edit_registry(home, **changes):
-    """Change the home's registry before a switch starts: agencies/terminals/operators by id."""
-    registry = Registry.load(home / "terminals")
-    for oid, fields in changes.get("operators", {}).items():
-        registry = registry.with_operator(attrs.evolve(registry.operators[oid], **fields))
-    for ori, fields in changes.get("agencies", {}).items():
-        registry = registry.with_agency(attrs.evolve(registry.agencies[ori], **fields))
-    for tid, fields in changes.get("terminals", {}).items():
-        registry = registry.with_terminal(attrs.evolve(registry.terminals[tid], **fields))
-    return registry
 
 
 def code(out):
