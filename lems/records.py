@@ -29,6 +29,7 @@ import functools
 import json
 import random
 import re
+import sys
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping, Optional
 
@@ -144,16 +145,18 @@ def record_from_json(obj: Any) -> Record:
         if (not isinstance(pair, list) or len(pair) != 2
                 or not all(isinstance(part, str) for part in pair)):
             raise ValueError(f"field {pair!r} is not a [MFC, value] pair of strings")
-        pairs.append((pair[0], pair[1]))
+        # Field codes and short repeated values (SEX/M, LIS/OR...) are shared, not copied per record.
+        value = pair[1]
+        pairs.append((sys.intern(pair[0]), sys.intern(value) if len(value) <= 4 else value))
     caution = obj.get("caution")
     if caution is not None and not isinstance(caution, str):
         raise ValueError("'caution' must be a string")
     status = obj.get("status", "active")
     if not isinstance(status, str):
         raise ValueError("'status' must be a string")
-    record = Record(file=obj["file"], nic=obj["nic"], ori=obj["ori"], fields=tuple(pairs),
-                    entered=obj["entered"], record_set=obj["set"], caution=caution or None,
-                    status=status)
+    record = Record(file=sys.intern(obj["file"]), nic=obj["nic"], ori=sys.intern(obj["ori"]),
+                    fields=tuple(pairs), entered=sys.intern(obj["entered"]), record_set=sys.intern(obj["set"]),
+                    caution=sys.intern(caution) if caution else None, status=sys.intern(status))
     validate(record)
     return record
 
@@ -373,6 +376,39 @@ def _names(record: Record) -> list[str]:
 # --- the index ---------------------------------------------------------------
 
 
+def _bucket_add(table: dict[Any, Any], key: Any, nic: str) -> None:
+    found = table.get(key)
+    if found is None:
+        table[key] = nic
+    elif type(found) is str:
+        if found != nic:
+            table[key] = {found, nic}
+    else:
+        found.add(nic)
+
+
+def _bucket_remove(table: dict[Any, Any], key: Any, nic: str) -> None:
+    found = table.get(key)
+    if found is None:
+        return
+    if type(found) is str:
+        if found == nic:
+            del table[key]
+        return
+    found.discard(nic)
+    if len(found) == 1:
+        table[key] = next(iter(found))
+    elif not found:
+        del table[key]
+
+
+def _bucket(table: dict[Any, Any], key: Any) -> Iterable[str]:
+    found = table.get(key)
+    if found is None:
+        return ()
+    return (found,) if type(found) is str else found
+
+
 class RecordIndex:
     """The records of one file in one record set, indexed for inquiry.
 
@@ -402,8 +438,10 @@ class RecordIndex:
         self._records: dict[str, Record] = {}
         self._order: dict[str, int] = {}
         self._next = 0
-        self._numbers: dict[tuple[str, str], set[str]] = {}
-        self._names: dict[tuple[str, str], set[str]] = {}
+        # Buckets hold one NIC as a plain string and only become sets when shared: most
+        # number keys are unique, and an empty set alone costs 216 bytes.
+        self._numbers: dict[tuple[str, str], str | set[str]] = {}
+        self._names: dict[tuple[str, str], str | set[str]] = {}
         self._keys: dict[str, tuple[list[tuple[str, str]], list[tuple[str, str]]]] = {}
 
     def __len__(self) -> int:
@@ -460,20 +498,16 @@ class RecordIndex:
         dobs = [value for value in _values(record, "DOB") if _DATE.match(value)]
         name_keys = [(key, dob) for name in _names(record) for key in surname_keys(name) for dob in dobs]
         for key in number_keys:
-            self._numbers.setdefault(key, set()).add(record.nic)
+            _bucket_add(self._numbers, key, record.nic)
         for key in name_keys:
-            self._names.setdefault(key, set()).add(record.nic)
-        self._keys[record.nic] = (number_keys, name_keys)
+            _bucket_add(self._names, key, record.nic)
+        self._keys[record.nic] = (tuple(number_keys), tuple(name_keys))
 
     def _unindex(self, nic: str) -> None:
         number_keys, name_keys = self._keys.pop(nic)
         for table, keys in ((self._numbers, number_keys), (self._names, name_keys)):
             for key in keys:
-                bucket = table.get(key)
-                if bucket is not None:
-                    bucket.discard(nic)
-                    if not bucket:
-                        del table[key]
+                _bucket_remove(table, key, nic)
 
     # -- inquiry --
 
@@ -504,7 +538,7 @@ class RecordIndex:
             value = normalize_number(asked[code])
             if not value:
                 continue
-            for candidate in self._numbers.get((code, value), ()):
+            for candidate in _bucket(self._numbers, (code, value)):
                 self.candidates_examined += 1
                 record = self._records[candidate]
                 if record.status in ON_FILE and self._narrowed(record, code, asked):
@@ -513,7 +547,7 @@ class RecordIndex:
         if name and dob:
             for key in surname_keys(name):
                 for date in self._dates(dob, asked):
-                    for candidate in self._names.get((key, date), ()):
+                    for candidate in _bucket(self._names, (key, date)):
                         self.candidates_examined += 1
                         if candidate in hits:
                             continue
