@@ -376,8 +376,8 @@ def server_context_factory(pki: Pki, *, min_tls: str = "1.2") -> Any:
     ca = ssl.Certificate.loadPEM(pki.ca_cert_path.read_bytes())
     server = _private_certificate(*pki.server_paths())
     return ssl.CertificateOptions(
-        privateKey=server.privateKey.original,
-        certificate=server.original,
+        privateKey=server.privateKey.original.to_cryptography_key(),  # pyOpenSSL PKey objects are deprecated
+        certificate=server.original.to_cryptography(),
         verify=True,
         caCerts=[ca.original],
         requireCertificate=True,

@@ -53,6 +53,16 @@ def pytest_sessionfinish(session, exitstatus):
         _reactor_thread.join(timeout=10)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def switch_log(tmp_path_factory) -> Path:
+    """The in-process switches log to one JSON-lines file per test run, not to the terminal."""
+    from lems import log
+
+    path = tmp_path_factory.mktemp("log") / "lems.jsonl"
+    log.configure(path)
+    return path
+
+
 @pytest.fixture(scope="session")
 def demo_template(tmp_path_factory) -> Path:
     """One `lems init` per test run (key generation is the slow part); tests copy it."""
