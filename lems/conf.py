@@ -38,6 +38,7 @@ class Limits:
     max_connections: int = 1000
     max_connections_per_address: int = 300
     queue_depth: int = 5000
+    handler_seconds: float = 2.0
 
 
 @attrs.frozen

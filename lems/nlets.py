@@ -68,6 +68,7 @@ import attrs
 from lems import replies
 from lems.errors import Reject
 from lems.message import Message, Record
+from lems.router import timed
 
 if TYPE_CHECKING:  # pragma: no cover
     from lems.registry import Operator
@@ -184,7 +185,8 @@ def _ask(router: Router, switch: Switch, msg: Message, spec: Any, state: StateRo
     """Ask a state's handler; any exception (or a record the switch cannot show) is no answer."""
     record_set = state.set_for(spec.file)
     try:
-        records: Sequence[Record] = router.handlers[state.handler].inquire(msg, spec.file, record_set)
+        records: Sequence[Record] = timed(switch, router.handlers[state.handler].inquire, msg, spec.file,
+                                          record_set)
         body: list[str] = []
         for record in records:
             body += _hit_block(switch, record)

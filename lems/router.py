@@ -36,6 +36,26 @@ class RouteError(Exception):
     """routes/routes.toml is wrong; the message names the entry."""
 
 
+class HandlerTimeout(Exception):
+    """A handler answered after ``[limits] handler_seconds``: its answer is not used."""
+
+
+def timed(switch: "Switch", call: Any, *args: Any) -> Any:
+    """``call(*args)``, or HandlerTimeout when it took longer than the handler budget.
+
+    Handlers run on the reactor, so a slow one cannot be cut off while it runs;
+    its late answer is thrown away and the reply says ``.30.`` for it, as for
+    a handler that raised.  Time is the switch clock's monotonic time.
+    """
+    started = switch.clock.monotonic()
+    result = call(*args)
+    took = switch.clock.monotonic() - started
+    budget = switch.settings.limits.handler_seconds
+    if took > budget:
+        raise HandlerTimeout(f"answered in {took:.2f} s, over the {budget:g} s budget")
+    return result
+
+
 @attrs.frozen
 class InquiryRoute:
     keys: tuple[str, ...]
@@ -172,7 +192,7 @@ class Router:
             blocks: list[str] = []
             for file in route.files:
                 try:
-                    for record in handler.inquire(msg, file, record_set):
+                    for record in timed(switch, handler.inquire, msg, file, record_set):
                         hits.append(record)
                         # Inside the try: a plug-in's record the switch cannot show is its failure too.
                         blocks += replies.hit_block(record, self.codec.file(record.file),

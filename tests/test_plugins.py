@@ -126,6 +126,29 @@ def test_failing_plugin_is_a_30_not_a_dead_switch(home, switch_factory):
     assert c.request("RQ.OR9990100.OR.TXTLIC/TEST123").cls == "R"
 
 
+def test_handler_over_its_time_budget_is_a_30(home, switch_factory, clock):
+    """[limits] handler_seconds: a late answer is not used; the NL summary says WA did not answer."""
+    install_plugin(home, "failing_handler")
+    route_state_to(home, "WA", "slow", "failing_handler:SlowHandler")
+    running = switch_factory()
+    c = running.signed_on("T0100001", "OR9990100", "OP010001")
+    reply = c.request("DQ.OR9990100.NL.TXTNAM/DOE, JOHN Q.DOB/19800101")
+    assert reply.cls == "R"
+    lines = reply.text.split("\n")
+    assert ".30. WA WASHINGTON FILE HANDLER UNAVAILABLE OR FAILED - NO ANSWER" in lines
+    assert "NO ANSWER: WA" in lines and "HIT: OR" in lines
+
+
+def test_slow_handler_for_an_ncic_inquiry_is_a_30(home, switch_factory, clock):
+    install_plugin(home, "failing_handler", '\n[[handler]]\nname = "slow"\nuse = "failing_handler:SlowHandler"\n'
+                   '\n[[inquiry]]\nkeys = ["QG"]\nfiles = ["gun"]\nsets = ["LEDS", "NCIC"]\nhandler = "slow"\n')
+    running = switch_factory()
+    c = running.signed_on("T0100001", "OR9990100", "OP010001")
+    reply = c.request("QG.OR9990100.SER/TESTGUN001")
+    assert reply.cls == "E" and reply.text.startswith(".30. FILE HANDLER UNAVAILABLE OR FAILED FOR QG")
+    assert c.request("QV.OR9990100.LIC/TEST123.LIS/OR").cls == "R"
+
+
 # -- a route table that names what cannot be found ------------------------------------------------
 
 

@@ -24,3 +24,15 @@ class FailingHandler:
     def inquire(self, msg: Message, file: str, record_set: str) -> Sequence[Record]:
         self.calls += 1
         raise BackendDown(self.reason)
+
+
+class SlowHandler:
+    """Answers, but late: each inquiry moves the switch clock on by ``seconds`` (a FakeClock in tests)."""
+
+    def __init__(self, context: HandlerContext) -> None:
+        self.clock = context.clock
+        self.seconds = float(context.options.get("seconds", 5))
+
+    def inquire(self, msg: Message, file: str, record_set: str) -> Sequence[Record]:
+        self.clock.advance(self.seconds)
+        return []
