@@ -49,7 +49,7 @@ Sequence numbers in the header (both printed as five digits, modulo 100000):
   record (the newest journal record when the router runs, as for the
   dissemination log), so the header leads straight to the journal;
 * output sequence: the OSN the reply frame itself carries (the number
-  ``Store.next_osn`` will give the requesting terminal next, read after any
+  ``Store.peek_osn``: what ``next_osn`` will give the requesting terminal next, after any
   delivery this message caused), so it matches bytes 0-4 of the output header.
   Every section of one frame shows the same number.
 
@@ -173,7 +173,7 @@ def inquire(router: Router, switch: Switch, session: Session, operator: Operator
 
     # Read last: a delivery above may have written to the sender's own terminal.
     sent = switch.clock.now()
-    output_seq = _next_osn(switch, session.terminal.id)
+    output_seq = switch.store.peek_osn(session.terminal.id)
     sections = [_render(p, msg, spec, received, input_seq, sent, output_seq) for p in parts]
     return "R", "\n\n".join("\n".join(lines) for lines in sections)
 
@@ -201,12 +201,9 @@ def _ask(router: Router, switch: Switch, msg: Message, spec: Any, state: StateRo
 
 def _hit_block(switch: Switch, record: Record) -> list[str]:
     file = switch.codec.file(record.file)
-    lines = replies.hit_block(record, file, switch.registry.agency_name(record.ori))
     # A registration, licence or history is not a hot record: no IMMED CONFIRM line
     # for the inquiry-only data sets (files without a NIC letter).
-    if file.letter is None and lines and lines[-1] == file.confirm_line:
-        lines.pop()
-    return lines
+    return replies.hit_block(record, file, switch.registry.agency_name(record.ori), confirm=file.letter is not None)
 
 
 def _carry(router: Router, switch: Switch, msg: Message, dest: str, queued: list[str]) -> Part:
@@ -274,8 +271,3 @@ def _render(part: Part, msg: Message, spec: Any, received: dt.datetime, input_se
         return lines + [part.line]
     return part.lines()
 
-
-def _next_osn(switch: Switch, terminal_id: str) -> int:
-    """The OSN ``Store.next_osn`` gives this terminal next (the reply's own number)."""
-    row = switch.store.conn.execute("SELECT osn FROM terminal_state WHERE terminal = ?", (terminal_id,)).fetchone()
-    return (row[0] if row else 0) % 99999 + 1

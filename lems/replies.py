@@ -53,8 +53,9 @@ def caution_lines(record: Record, file: FileSpec, cautions: Optional[Mapping[str
 
 
 def hit_block(record: Record, file: FileSpec, agency_name: str,
-              cautions: Optional[Mapping[str, str]] = None) -> list[str]:
-    """One record of a positive reply (PROTOCOL.md 5.2)."""
+              cautions: Optional[Mapping[str, str]] = None, confirm: bool = True) -> list[str]:
+    """One record of a positive reply (PROTOCOL.md 5.2); ``confirm=False`` leaves out the
+    IMMED CONFIRM line (Nlets answers from registrations and histories, which are not hot records)."""
     lines = caution_lines(record, file, cautions)
     lines.append(f"MKE/{file.title}")
     lines += [f"{code}/{value}" for code, value in record.fields]
@@ -62,7 +63,8 @@ def hit_block(record: Record, file: FileSpec, agency_name: str,
         lines.append("RECORD LOCATED - SEE LOCATE DATA")
     lines.append(f"ORI IS {agency_name}")
     lines.append(f"NIC/{record.nic} DTE/{record.entered}")
-    lines.append(file.confirm_line)
+    if confirm:
+        lines.append(file.confirm_line)
     return lines
 
 

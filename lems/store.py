@@ -44,7 +44,8 @@ class Store:
         self.conn = conn
         self.path = path
         self._pending = False
-        self._osn: dict[str, int] = {}  # last OSN given per terminal, as written in this transaction
+        self._osn: dict[str, int] = {}  # last OSN given per terminal
+        self._osn_dirty: set[str] = set()  # terminals whose counter this transaction has not written yet
 
     @classmethod
     def open(cls, path: Path | str, migrations: Sequence[Migration] | None = None) -> "Store":
@@ -92,6 +93,11 @@ class Store:
 
     def commit(self) -> None:
         if self._pending:
+            if self._osn_dirty:
+                self.conn.executemany("INSERT INTO terminal_state (terminal, osn) VALUES (?, ?) "
+                                      "ON CONFLICT(terminal) DO UPDATE SET osn = excluded.osn",
+                                      [(t, self._osn[t]) for t in self._osn_dirty])
+                self._osn_dirty.clear()
             self._pending = False
             self.conn.execute("COMMIT")
 
@@ -99,7 +105,8 @@ class Store:
         if self._pending:
             self._pending = False
             self.conn.execute("ROLLBACK")
-            self._osn.clear()  # the counters written in the transaction are gone too
+            self._osn.clear()  # the counters given out in the transaction are gone too
+            self._osn_dirty.clear()
 
     def transaction(self, work: Callable[[sqlite3.Connection], object]) -> object:
         """Run ``work`` and commit at once (administrative changes outside the hot path)."""
@@ -113,16 +120,20 @@ class Store:
 
     # -- per-terminal output sequence (PROTOCOL.md 3: 00001-99999, wrapping) ----
 
-    def next_osn(self, terminal: str) -> int:
-        conn = self.write()
+    def peek_osn(self, terminal: str) -> int:
+        """The OSN ``next_osn`` will give ``terminal`` next (a reply can print its own number)."""
         last = self._osn.get(terminal)
         if last is None:  # read once per terminal; afterwards the store only follows the counter
-            row = conn.execute("SELECT osn FROM terminal_state WHERE terminal = ?", (terminal,)).fetchone()
-            last = row[0] if row else 0
-        osn = last % 99999 + 1
-        self._osn[terminal] = osn
-        conn.execute("INSERT INTO terminal_state (terminal, osn) VALUES (?, ?) "
-                     "ON CONFLICT(terminal) DO UPDATE SET osn = excluded.osn", (terminal, osn))
+            row = self.conn.execute("SELECT osn FROM terminal_state WHERE terminal = ?", (terminal,)).fetchone()
+            last = self._osn[terminal] = row[0] if row else 0
+        return last % 99999 + 1
+
+    def next_osn(self, terminal: str) -> int:
+        """Number one output frame.  The counter is written once per turn, with the commit
+        that must happen before the frame leaves (``commit``), not once per frame."""
+        self.write()
+        osn = self._osn[terminal] = self.peek_osn(terminal)
+        self._osn_dirty.add(terminal)
         return osn
 
 
