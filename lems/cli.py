@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from lems import __version__
+from lems.registry import LEVELS, TERMINAL_TYPES
 
 EXIT_OK, EXIT_REJECT, EXIT_USAGE = 0, 1, 2
 
@@ -264,8 +265,7 @@ def build_parser() -> argparse.ArgumentParser:
     q = t_sub.add_parser("add", help="register a terminal and issue its certificate")
     q.add_argument("terminal")
     q.add_argument("--ori", required=True)
-    q.add_argument("--type", required=True, choices=("workstation", "mobile", "dispatch", "receive-only",
-                                                     "interface"))
+    q.add_argument("--type", required=True, choices=TERMINAL_TYPES)
     q.add_argument("--ack", action="store_true", help="the terminal acknowledges U and S frames")
     _with_home(q)
     q.set_defaults(func=cmd_terminal_add)
@@ -275,7 +275,7 @@ def build_parser() -> argparse.ArgumentParser:
     q = o_sub.add_parser("add", help="register an operator (certified and background-checked today)")
     q.add_argument("operator")
     q.add_argument("--ori", required=True)
-    q.add_argument("--level", required=True, choices=("inquiry", "entry", "full"))
+    q.add_argument("--level", required=True, choices=LEVELS)
     q.add_argument("--password", required=True)
     q.add_argument("--totp", help="base32 TOTP secret to enrol the operator in two-factor sign-on")
     _with_home(q)

@@ -570,7 +570,8 @@ class AdminRealm:
 
     def requestAvatar(self, avatar_id: Any, mind: Any, *interfaces: Any) -> tuple:
         if conch_interfaces.IConchUser not in interfaces:
-            raise NotImplementedError("only SSH sessions")
+            # Only the SSH shell is offered: any other kind of avatar is a refused login.
+            raise cred_error.UnauthorizedLogin("the console offers SSH sessions only")
         who = avatar_id if isinstance(avatar_id, str) else avatar_id.decode("utf-8", "replace")
         self.server.audit("CONSOLE SIGN-IN", who)
         return conch_interfaces.IConchUser, AdminAvatar(self.server, who), lambda: self.server.audit(

@@ -155,7 +155,7 @@ class Session:
             if mke == "ACK":
                 return [self.emit("R", self.switch.acknowledge(self, self.switch.parse(inp.text)), inp.ref)]
             if self.state is State.INTERFACE:
-                return self._interface(inp)
+                return self._interface(inp, mke)
             if mke == "SON":
                 return self._sign_on(inp)
             if self.state is not State.SIGNED_ON:
@@ -169,8 +169,8 @@ class Session:
             reject.with_original(inp.text)
             return self._error(reject, inp.ref)
 
-    def _interface(self, inp: Input) -> list[Action]:
-        if self.switch.peek_key(inp.text) in ("SON", "SOF"):
+    def _interface(self, inp: Input, mke: str) -> list[Action]:
+        if mke in ("SON", "SOF"):
             raise Reject(".22.", "INTERFACE TERMINALS NAME THE OPERATOR IN THE INPUT HEADER; NO SIGN-ON")
         operator = self.switch.interface_operator(self, inp.opr)
         return [self.switch.transact(self, inp, operator)]
