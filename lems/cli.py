@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from lems import __version__
+from lems.conf import ConfError
 from lems.registry import LEVELS, TERMINAL_TYPES
 
 EXIT_OK, EXIT_REJECT, EXIT_USAGE = 0, 1, 2
@@ -200,7 +201,12 @@ def cmd_audit(args: argparse.Namespace) -> int:
     from lems import audit
     from lems.conf import Settings
 
-    return audit.main(args.rest, Settings.load(_home(args)).store_path)
+    # PROTOCOL.md appendix B writes `lems audit verify --home DIR`: the home may follow the action too.
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--home")
+    found, rest = pre.parse_known_args(args.rest)
+    home = Path(found.home or args.home).resolve()
+    return audit.main(rest, Settings.load(home).store_path)
 
 
 # -- the parser ------------------------------------------------------------------------------
@@ -324,7 +330,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return args.func(args)
     except KeyboardInterrupt:
         return 130
-    except (FileNotFoundError, PermissionError) as exc:
+    except (FileNotFoundError, PermissionError, ConfError) as exc:
         return _fail(str(exc))
 
 

@@ -61,6 +61,13 @@ def test_init_serve_send_hit_and_clean_stop(served, tmp_path):
     assert proc.returncode == 0 and "stopped" in out
     verify = lems("audit", "--home", str(home), "verify", cwd=tmp_path)
     assert verify.returncode == 0, verify.stdout + verify.stderr
+    # The form of PROTOCOL.md appendix B: the home after the action.
+    for action in ("verify", "search", "export"):
+        done = lems("audit", action, "--home", str(home), cwd=tmp_path)
+        assert done.returncode == 0, action + done.stdout + done.stderr
+    assert "OK" in lems("audit", "verify", "--home", str(home), cwd=tmp_path).stdout
+    not_a_home = lems("audit", "verify", "--home", str(tmp_path / "nowhere"), cwd=tmp_path)
+    assert not_a_home.returncode == 2 and "Traceback" not in not_a_home.stderr
 
 
 def test_keys_are_private_and_init_refuses_a_used_directory(tmp_path):
