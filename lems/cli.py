@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from lems import __version__
-from lems.conf import ConfError
-from lems.registry import LEVELS, TERMINAL_TYPES
+from lems.base.conf import ConfError
+from lems.base.registry import LEVELS, TERMINAL_TYPES
 
 EXIT_OK, EXIT_REJECT, EXIT_USAGE = 0, 1, 2
 
@@ -27,7 +27,7 @@ def _fail(message: str, code: int = EXIT_USAGE) -> int:
 # -- init ----------------------------------------------------------------------------
 
 def cmd_init(args: argparse.Namespace) -> int:
-    from lems import home as home_mod
+    from lems.tools import home as home_mod
 
     dest = Path(args.dir)
     if args.exist_ok and home_mod.is_home(dest):
@@ -53,8 +53,8 @@ def cmd_init(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     from twisted.internet import reactor
 
-    from lems import log
-    from lems.service import Service
+    from lems.base import log
+    from lems.net.service import Service
 
     home = _home(args)
     try:
@@ -85,14 +85,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
 # -- clients ------------------------------------------------------------------------------
 
 def _client(args: argparse.Namespace):
-    from lems import client
+    from lems.tools import client
 
     return client.for_terminal(_home(args), args.terminal, port=args.port, host=args.host,
                                listener=args.listener, timeout=args.timeout)
 
 
 def _registered(args: argparse.Namespace):
-    from lems.registry import Registry
+    from lems.base.registry import Registry
 
     term = Registry.load(_home(args) / "terminals").terminals.get(args.terminal.upper())
     if term is None:
@@ -101,7 +101,7 @@ def _registered(args: argparse.Namespace):
 
 
 def cmd_send(args: argparse.Namespace) -> int:
-    from lems.client import LinkClosed, ReplyTimeout
+    from lems.tools.client import LinkClosed, ReplyTimeout
 
     registered = _registered(args)
     interface = registered.type == "interface"
@@ -125,7 +125,7 @@ def cmd_send(args: argparse.Namespace) -> int:
 
 
 def cmd_term(args: argparse.Namespace) -> int:
-    from lems.terminal import run_terminal
+    from lems.tools.term import run_terminal
 
     return run_terminal(args, _client(args), _registered(args))
 
@@ -133,16 +133,16 @@ def cmd_term(args: argparse.Namespace) -> int:
 # -- registry and PKI -------------------------------------------------------------------------
 
 def _registry_and_pki(args: argparse.Namespace):
-    from lems import pki
-    from lems.conf import Settings
-    from lems.registry import Registry
+    from lems.net import pki
+    from lems.base.conf import Settings
+    from lems.base.registry import Registry
 
     settings = Settings.load(_home(args))
     return Registry.load(settings.home / "terminals"), pki.Pki(settings.pki_dir)
 
 
 def cmd_ca_issue(args: argparse.Namespace) -> int:
-    from lems.home import issue_terminal
+    from lems.tools.home import issue_terminal
 
     registry, ca = _registry_and_pki(args)
     terminal = registry.terminals.get(args.terminal.upper())
@@ -156,8 +156,8 @@ def cmd_ca_issue(args: argparse.Namespace) -> int:
 
 
 def cmd_terminal_add(args: argparse.Namespace) -> int:
-    from lems.home import issue_terminal
-    from lems.registry import RegistryError, Terminal
+    from lems.tools.home import issue_terminal
+    from lems.base.registry import RegistryError, Terminal
 
     registry, ca = _registry_and_pki(args)
     tid = args.terminal.upper()
@@ -177,8 +177,8 @@ def cmd_terminal_add(args: argparse.Namespace) -> int:
 def cmd_operator_add(args: argparse.Namespace) -> int:
     import datetime as dt
 
-    from lems import credentials
-    from lems.registry import Operator, RegistryError
+    from lems.base import credentials
+    from lems.base.registry import Operator, RegistryError
 
     registry, _ = _registry_and_pki(args)
     oid = args.operator.upper()
@@ -198,8 +198,8 @@ def cmd_operator_add(args: argparse.Namespace) -> int:
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
-    from lems import audit
-    from lems.conf import Settings
+    from lems.tools import audit
+    from lems.base.conf import Settings
 
     # PROTOCOL.md appendix B writes `lems audit verify --home DIR`: the home may follow the action too.
     pre = argparse.ArgumentParser(add_help=False)
@@ -301,9 +301,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 # Subcommands with their own argument parsers, in their own modules.
 EXTERNAL: list[tuple[str, str, str]] = [
-    ("replay", "lems.replay", "replay a capture against a switch and compare the replies (PROTOCOL.md 7)"),
-    ("bench", "lems.bench", "load generator and benchmark against the switch and a bare TLS echo server"),
-    ("console", "lems.console", "the administrators' console (SSH)"),
+    ("replay", "lems.tools.replay", "replay a capture against a switch and compare the replies (PROTOCOL.md 7)"),
+    ("bench", "lems.tools.bench", "load generator and benchmark against the switch and a bare TLS echo server"),
+    ("console", "lems.net.console", "the administrators' console (SSH)"),
 ]
 
 

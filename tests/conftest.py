@@ -24,10 +24,10 @@ import attrs
 import pytest
 from twisted.internet import reactor, threads
 
-from lems import home as home_mod
-from lems.client import TerminalClient
-from lems.clock import FakeClock
-from lems.registry import Registry
+from lems.tools import home as home_mod
+from lems.tools.client import TerminalClient
+from lems.base.clock import FakeClock
+from lems.base.registry import Registry
 
 PASSWORD = home_mod.DEMO_PASSWORD
 _reactor_thread: Optional[threading.Thread] = None
@@ -56,7 +56,7 @@ def pytest_sessionfinish(session, exitstatus):
 @pytest.fixture(scope="session", autouse=True)
 def switch_log(tmp_path_factory) -> Path:
     """The in-process switches log to one JSON-lines file per test run, not to the terminal."""
-    from lems import log
+    from lems.base import log
 
     path = tmp_path_factory.mktemp("log") / "lems.jsonl"
     log.configure(path)
@@ -82,7 +82,7 @@ class Running:
     """A started service and helpers to reach it."""
 
     def __init__(self, home: Path, clock: FakeClock, **options: Any) -> None:
-        from lems.service import Service
+        from lems.net.service import Service
 
         self.home = home
         self.clock = clock

@@ -1,4 +1,4 @@
-"""lems.admin and the console's line parser, without SSH (the switch runs for real; calls go to its reactor)."""
+"""lems.admin.operations and the console's line parser, without SSH (the switch runs for real; calls go to its reactor)."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ import datetime as dt
 import attrs
 import pytest
 
-from lems.admin import Admin, AdminError
-from lems.client import LinkClosed
-from lems.console import Console
-from lems.registry import Registry
+from lems.admin.operations import Admin, AdminError
+from lems.tools.client import LinkClosed
+from lems.net.console import Console
+from lems.base.registry import Registry
 
 QW_DOE = "QW.OR9990100.NAM/DOE, JOHN Q.DOB/19800101"
 

@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from lems import audit
-from lems.clock import UTC, FakeClock
-from lems.journal import MIGRATION, Journal
+from lems.tools import audit
+from lems.base.clock import UTC, FakeClock
+from lems.store import schema
+from lems.store.journal import Journal
 
 QW = "QW.OR9990100.NAM/DOE, JOHN Q.DOB/19800101"
 
@@ -23,7 +24,7 @@ def store(tmp_path) -> Path:
     path.parent.mkdir()
     conn = sqlite3.connect(str(path), isolation_level=None)
     conn.execute("PRAGMA journal_mode=WAL")
-    conn.executescript(MIGRATION[1])
+    conn.executescript(schema.JOURNAL)
     clock = FakeClock(dt.datetime(2026, 11, 2, 8, 0, tzinfo=UTC))
     j = Journal(conn, clock)
     conn.execute("BEGIN")

@@ -7,9 +7,9 @@ import json
 
 import pytest
 
-from lems import capture as capture_mod
-from lems import framing
-from lems.headers import output_bytes
+from lems.wire import capture as capture_mod
+from lems.wire import framing
+from lems.wire.headers import output_bytes
 
 from conftest import PASSWORD
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from lems import icd
-from lems.catalogue import Catalogue, CatalogueError
-from lems.codec import Codec
+from lems.tools import icd
+from lems.wire.catalogue import Catalogue, CatalogueError
+from lems.wire.codec import Codec
 
 FORMATS = Path(__file__).resolve().parent.parent / "formats"
 

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from lems.codec import GRAMMARS, Codec
-from lems.errors import Reject
-from lems.message import Message
+from lems.wire.codec import GRAMMARS, Codec
+from lems.base.errors import Reject
+from lems.wire.message import Message
 
 FORMATS = Path(__file__).resolve().parent.parent / "formats"
 CODEC = Codec.from_dir(FORMATS)

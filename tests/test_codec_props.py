@@ -16,10 +16,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lems.catalogue import FieldSpec, KeySpec
-from lems.codec import Codec
-from lems.errors import Reject
-from lems.message import Message
+from lems.wire.catalogue import FieldSpec, KeySpec
+from lems.wire.codec import Codec
+from lems.base.errors import Reject
+from lems.wire.message import Message
 
 FORMATS = Path(__file__).resolve().parent.parent / "formats"
 CODEC = Codec.from_dir(FORMATS)

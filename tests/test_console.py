@@ -1,6 +1,6 @@
 """The administrators' console over real SSH on loopback.
 
-The tests connect with lems.console's own conch client (twisted.conch, which
+The tests connect with lems.net.console's own conch client (twisted.conch, which
 lems depends on), so they need nothing beyond what `.ci/run` installs; one test
 also drives the stock OpenSSH client through `lems console` when `ssh` exists.
 """
@@ -20,10 +20,10 @@ from twisted.conch.error import ConchError
 from twisted.conch.ssh import keys
 from twisted.internet import reactor
 
-from lems import console as console_mod
-from lems.client import LinkClosed
-from lems.journal import search
-from lems.registry import Registry
+from lems.net import console as console_mod
+from lems.tools.client import LinkClosed
+from lems.store.journal import search
+from lems.base.registry import Registry
 
 QW_DOE = "QW.OR9990100.NAM/DOE, JOHN Q.DOB/19800101"
 
@@ -182,7 +182,7 @@ def test_interactive_shell_history_and_tab_completion(running):
 @pytest.mark.skipif(shutil.which("ssh") is None, reason="no OpenSSH client on this machine")
 def test_lems_console_with_openssh_checks_the_host_key_and_offers_no_password(running):
     port = str(running.service.console.port)
-    base = [sys.executable, "-c", "import sys; from lems.console import main; sys.exit(main(sys.argv[1:]))",
+    base = [sys.executable, "-c", "import sys; from lems.net.console import main; sys.exit(main(sys.argv[1:]))",
             "--home", str(running.home), "--port", port]
     done = subprocess.run([*base, "terminals"], capture_output=True, text=True, timeout=30, check=False)
     assert done.returncode == 0, done.stderr

@@ -10,7 +10,7 @@ import struct
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from lems import credentials
+from lems.base import credentials
 
 FAST_N = 2**10  # the format and checks are the same at any cost; keep the suite quick
 RFC6238_KEY = b"12345678901234567890"

@@ -7,9 +7,9 @@ import time
 import pytest
 from conftest import edit_registry
 
-from lems.client import ReplyTimeout, TerminalClient
-from lems.delivery import GroupError, load_groups
-from lems.headers import Output
+from lems.tools.client import ReplyTimeout, TerminalClient
+from lems.traffic.delivery import GroupError, load_groups
+from lems.wire.headers import Output
 
 AM = "AM.OR9990100.OR9990200.*AMCTL00001.TXTPLEASE CALL RECORDS RE CASE ACC-0001"
 

@@ -33,9 +33,9 @@ import pytest
 from conftest import PASSWORD, Running, serve_process
 from test_delivery import wait_for
 
-from lems.client import ReplyTimeout, TerminalClient
-from lems.clock import UTC, FakeClock
-from lems.registry import Registry
+from lems.tools.client import ReplyTimeout, TerminalClient
+from lems.base.clock import UTC, FakeClock
+from lems.base.registry import Registry
 
 NIC = "W000000001"  # DOE, JOHN Q, entered by OR9990200 (routes/records/wanted.jsonl)
 YQ = ("YQ.OR9990100.OR9990200.*CRASHYQ001.TXTRTY/WP.RNO/1.PRI/U.OCA/ANY.NIC/" + NIC +

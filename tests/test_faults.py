@@ -10,9 +10,9 @@ import time
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from lems import pki as pki_mod
-from lems.client import LinkClosed, ReplyTimeout
-from lems.framing import StxFramer
+from lems.net import pki as pki_mod
+from lems.tools.client import LinkClosed, ReplyTimeout
+from lems.wire.framing import StxFramer
 
 QW = "QW.OR9990100.NAM/DOE, JOHN Q.DOB/19800101"
 CODES = (".10.", ".11.", ".12.", ".13.", ".20.", ".21.", ".22.", ".23.", ".31.")
@@ -134,7 +134,7 @@ def test_connection_flood_beyond_the_limit(home, switch_factory, setting, defaul
     """Per address and in all: the connection over the limit is closed before TLS; later ones work."""
     import tomllib
 
-    from lems import tomlw
+    from lems.base import tomlw
 
     conf = home / "conf" / "lems.toml"
     text = conf.read_text().replace(f"\n{setting} = {default}", f"\n{setting} = 3")
@@ -175,8 +175,8 @@ def test_expired_certificate_fails_handshake(running, tmp_path):
 def test_revoked_terminal_stays_out_whatever_it_presents(home, switch_factory):
     import attrs
 
-    from lems import home as home_mod
-    from lems.registry import Registry
+    from lems.tools import home as home_mod
+    from lems.base.registry import Registry
 
     registry = Registry.load(home / "terminals")
     registry = registry.with_terminal(attrs.evolve(registry.terminals["T0100001"], status="revoked"))

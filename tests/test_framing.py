@@ -2,7 +2,7 @@
 
 from hypothesis import given, settings, strategies as st
 
-from lems.framing import ALLOWED, Frame, FrameError, LengthFramer, Overrun, StxFramer
+from lems.wire.framing import ALLOWED, Frame, FrameError, LengthFramer, Overrun, StxFramer
 
 payloads = st.binary(min_size=0, max_size=300).map(lambda b: bytes(x for x in b if x in ALLOWED and x != 0x0D))
 

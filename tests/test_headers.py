@@ -4,7 +4,7 @@ import construct as c
 import pytest
 from hypothesis import given, strategies as st
 
-from lems.headers import CLASSES, Input, InputHeader, Output, output_bytes
+from lems.wire.headers import CLASSES, Input, InputHeader, Output, output_bytes
 
 field = lambda n: st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=n).map(str.rstrip)
 text = st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=200)

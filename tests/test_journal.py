@@ -16,9 +16,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lems import journal
-from lems.clock import UTC, FakeClock, stamp
-from lems.journal import GENESIS, JOURNAL, MIGRATION, Journal, prune, search, verify
+from lems.store import journal
+from lems.base.clock import UTC, FakeClock, stamp
+from lems.store import schema
+from lems.store.journal import GENESIS, JOURNAL, Journal, prune, search, verify
 
 QW = "QW.OR9990100.NAM/DOE, JOHN Q.DOB/19800101"
 
@@ -33,7 +34,7 @@ def connect(path: Path | str) -> sqlite3.Connection:
 
 def create(path: Path | str) -> sqlite3.Connection:
     conn = connect(path)
-    conn.executescript(MIGRATION[1])
+    conn.executescript(schema.JOURNAL)
     return conn
 
 

@@ -6,9 +6,9 @@ import ssl
 
 import pytest
 
-from lems import pki as pki_mod
-from lems.client import LinkClosed, TerminalClient
-from lems.framing import StxFramer
+from lems.net import pki as pki_mod
+from lems.tools.client import LinkClosed, TerminalClient
+from lems.wire.framing import StxFramer
 
 from conftest import PASSWORD
 
@@ -81,8 +81,8 @@ def test_unregistered_certificate_gets_21_and_disconnect(running, tmp_path):
 
 
 def test_reissued_certificate_replaces_binding(running, tmp_path):
-    from lems import home as home_mod
-    from lems.registry import Registry
+    from lems.tools import home as home_mod
+    from lems.base.registry import Registry
 
     old_cert = tmp_path / "old.crt"
     old_key = tmp_path / "old.key"
@@ -176,7 +176,7 @@ def test_second_connection_replaces_first(running):
 
 
 def test_journal_records_each_frame(running):
-    from lems import journal
+    from lems.store import journal
 
     c = running.signed_on("T0100001", "OR9990100", "OP010001")
     c.request(QW_DOE)

@@ -439,7 +439,7 @@ def test_handler_without_maintenance_methods_is_01(home, switch_factory):
 
 
 def test_entries_survive_a_reload_and_a_second_locate_replaces_the_first(running):
-    from lems.admin import Admin
+    from lems.admin.operations import Admin
 
     c = signed_on(running, CITY)
     nic = enter(c, BY_FILE["wanted"])

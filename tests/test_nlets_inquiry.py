@@ -293,7 +293,7 @@ def test_failing_state_is_a_30_section_and_no_answer_in_the_nl_summary(home, swi
 
 
 def test_replay_ignores_only_the_header_times_and_sequence_numbers(running, clock):
-    from lems import replay
+    from lems.tools import replay
 
     c = police(running)
     first = c.request("RQ.OR9990100.OR,NL.*RPL.TXTLIC/TEST123")

@@ -7,7 +7,7 @@ import re
 import pytest
 from hypothesis import assume, given, strategies as st
 
-from lems.phonetic import SUFFIXES, phonetic_match, soundex, surname, surname_code, surname_keys
+from lems.files.phonetic import SUFFIXES, phonetic_match, soundex, surname, surname_code, surname_keys
 
 letters = st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZ", min_size=1, max_size=20)
 

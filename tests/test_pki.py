@@ -19,8 +19,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
 
-from lems import pki
-from lems.clock import FakeClock, SystemClock
+from lems.net import pki
+from lems.base.clock import FakeClock, SystemClock
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -243,7 +243,7 @@ _DRIVER = textwrap.dedent(r'''
     from twisted.internet import defer, protocol, task, threads
     from twisted.internet.interfaces import IHandshakeListener
     from zope.interface import implementer
-    from lems import pki
+    from lems.net import pki
 
     cfg = json.loads(sys.argv[1])
     switch = pki.Pki(Path(cfg["pki"]))
@@ -270,7 +270,7 @@ _DRIVER = textwrap.dedent(r'''
                                         "error": None if self.data else reason.getErrorMessage()})
 
     def stdlib_client(port, case):
-        # What lems.client does (blocking sockets and ssl), with Python 3.13's
+        # What lems.tools.client does (blocking sockets and ssl), with Python 3.13's
         # strict X.509 checks switched on so certificates stay acceptable there.
         ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=case["ca"])
         ctx.minimum_version = ssl.TLSVersion.TLSv1_2

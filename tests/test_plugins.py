@@ -12,13 +12,13 @@ from pathlib import Path
 import pytest
 
 import lems
-from lems.clock import FakeClock
-from lems.codec import Codec
-from lems.conf import Settings
-from lems.filehandler import RecordFileHandler
-from lems.handlers import ENTRY_POINT_GROUP, HandlerError, load_handler_class
-from lems.router import RouteError, Router, RouteTable
-from lems.store import Store
+from lems.base.clock import FakeClock
+from lems.wire.codec import Codec
+from lems.base.conf import Settings
+from lems.files.filehandler import RecordFileHandler
+from lems.files.handlers import ENTRY_POINT_GROUP, HandlerError, load_handler_class
+from lems.core.router import RouteError, Router, RouteTable
+from lems.store.sqlite import Store
 
 PLUGINS = Path(__file__).parent / "plugins"
 
@@ -77,7 +77,7 @@ def test_builtin_records_handler_is_an_entry_point():
     except metadata.PackageNotFoundError:  # pragma: no cover - a checkout that was never installed
         pytest.skip("lems is not installed, so its entry points are not registered")
     names = {ep.name: ep.value for ep in metadata.entry_points(group=ENTRY_POINT_GROUP)}
-    assert names.get("records") == "lems.filehandler:RecordFileHandler"
+    assert names.get("records") == "lems.files.filehandler:RecordFileHandler"
     assert load_handler_class("records", Path("/nonexistent")) is RecordFileHandler
 
 

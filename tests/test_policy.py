@@ -7,13 +7,13 @@ import datetime as dt
 import attrs
 import pytest
 
-from lems import credentials
-from lems.clock import UTC, FakeClock
-from lems.conf import Settings
-from lems.errors import Reject
-from lems.message import Message
-from lems.policy import Policy
-from lems.registry import Registry
+from lems.base import credentials
+from lems.base.clock import UTC, FakeClock
+from lems.base.conf import Settings
+from lems.base.errors import Reject
+from lems.wire.message import Message
+from lems.core.policy import Policy
+from lems.base.registry import Registry
 
 from conftest import PASSWORD, edit_registry
 
@@ -57,7 +57,7 @@ def test_iii_purpose_and_attention(running, text, expected):
 
 
 def test_iii_allowed_and_disseminated(running):
-    from lems import journal
+    from lems.store import journal
 
     c = running.signed_on("T0100001", "OR9990100", "OP010001")
     out = c.request("QH.OR9990100.NAM/DOE, JOHN Q.SEX/M.RAC/W.DOB/19800101.PUR/C.ATN/DET TEST")
@@ -238,7 +238,7 @@ def test_receive_only_terminal_sends_nothing(home, switch_factory):
 # -- session timers with the injected clock ----------------------------------------------------------
 
 def test_workstation_locks_after_30_minutes_and_disconnects_after_60(running, clock):
-    from lems.client import LinkClosed
+    from lems.tools.client import LinkClosed
 
     c = running.signed_on("T0100001", "OR9990100", "OP010001")
     clock.advance(29 * 60)

@@ -9,8 +9,8 @@ import attrs
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from lems.message import Record
-from lems.records import (
+from lems.wire.message import Record
+from lems.files.records import (
     FILE_LETTERS, REGISTRATION_FIELDS, REGISTRATION_LINE, REGISTRATION_WIDTH, RecordFileError, RecordFiles, RecordIndex,
     data_fields, load_record_files, record_from_json, record_to_json, registration_from_line,
     registration_to_line, synthetic_records, text_lines, validate,

@@ -20,9 +20,9 @@ from typing import Any
 
 from twisted.internet import defer, reactor
 
-from lems import capture as capture_mod
-from lems import replay
-from lems.headers import Output
+from lems.wire import capture as capture_mod
+from lems.tools import replay
+from lems.wire.headers import Output
 
 from conftest import in_reactor
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
-from lems import replies
-from lems.codec import Codec
-from lems.message import Record
+from lems.files import replies
+from lems.wire.codec import Codec
+from lems.wire.message import Record
 
 CODEC = Codec.from_dir(Path(__file__).resolve().parent.parent / "formats")
 

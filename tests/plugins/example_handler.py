@@ -1,7 +1,7 @@
 """An example LEMS file handler plug-in: Idaho answers Nlets vehicle registration
 inquiries (RQ) from its own data.  Synthetic test records only.
 
-It imports nothing but the public plug-in interface (lems.handlers, lems.message)
+It imports nothing but the public plug-in interface (lems.files.handlers, lems.wire.message)
 and is found by dotted path: copy this file into ``<home>/routes/plugins/`` and
 add to ``<home>/routes/routes.toml``::
 
@@ -27,8 +27,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from lems.handlers import HandlerContext
-from lems.message import Message, Record
+from lems.files.handlers import HandlerContext
+from lems.wire.message import Message, Record
 
 # (NIC, LIC, VIN, year, make, model, colour, owner name, address)
 REGISTRATIONS = (

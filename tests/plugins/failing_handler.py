@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from lems.handlers import HandlerContext
-from lems.message import Message, Record
+from lems.files.handlers import HandlerContext
+from lems.wire.message import Message, Record
 
 
 class BackendDown(RuntimeError):

@@ -1,0 +1,259 @@
+"""What the administrators' console does, without the console.
+
+Every operation takes the running ``Switch`` (and, for the connection count,
+the ``Service``) and runs in the reactor thread like the rest of the switch, so
+nothing here locks.  Views return plain values; actions change the switch and
+the home and raise ``AdminError`` with a reason when they refuse.  The console
+(lems.net.console) only parses lines and prints these; tests call them directly.
+
+* revoke / suspend / reinstate: the new status is written to terminals/ through
+  the Registry (atomic file replacement), the switch takes the new Registry, and
+  the live sessions it no longer admits are closed at once.
+* reload: catalogues, registry and routes are all built first; if any of them
+  fails the running configuration is kept untouched.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import TYPE_CHECKING, Any, Optional
+
+import attrs
+
+from lems.store import journal as journal_mod
+from lems.base.clock import stamp
+from lems.wire.codec import Codec
+from lems.base.registry import Agency, Registry, Terminal
+from lems.core.build import load_router
+
+if TYPE_CHECKING:  # pragma: no cover
+    from lems.core.switch import Switch
+
+# The window for "messages per second" in status.
+RATE_WINDOW_SECONDS = 60
+AGREEMENT_HORIZON_DAYS = 30
+STATUS_FOR = {"revoke": "revoked", "suspend": "suspended", "reinstate": "active"}
+
+
+class AdminError(Exception):
+    """An operation refused; the message says why in the console's words."""
+
+
+@attrs.frozen
+class Status:
+    name: str
+    uptime: float
+    connections: int
+    sessions: int
+    signed_on: int
+    rate_in: float
+    rate_out: float
+    locked: tuple[str, ...]
+    # None when this switch has no delivery component (no queues, no hit confirmation).
+    depths: Optional[dict[str, int]]
+    open_hits: Optional[int]
+
+
+@attrs.frozen
+class SessionView:
+    terminal: str
+    ori: str
+    type: str
+    state: str
+    operator: str
+    remote: str
+    idle: float
+
+
+@attrs.frozen
+class Change:
+    """The outcome of revoke, suspend or reinstate."""
+
+    kind: str          # "terminal" or "agency"
+    target: str
+    before: str
+    after: str
+    closed: tuple[str, ...]  # terminals whose live session was closed
+
+
+@attrs.frozen
+class Reloaded:
+    keys: int
+    agencies: int
+    terminals: int
+    operators: int
+    closed: tuple[str, ...]
+
+
+class Admin:
+    def __init__(self, switch: "Switch", service: Any = None) -> None:
+        self.switch = switch
+        self.service = service
+
+    @property
+    def delivery(self) -> Any:
+        return getattr(self.switch.router, "delivery", None)
+
+    # -- views ---------------------------------------------------------------------------
+
+    def status(self) -> Status:
+        sw = self.switch
+        sessions = list(sw.hub.sessions.values())
+        delivery = self.delivery
+        depths = delivery.depths() if delivery is not None and hasattr(delivery, "depths") else None
+        hits = len(delivery.open_hits()) if delivery is not None and hasattr(delivery, "open_hits") else None
+        return Status(
+            name=sw.settings.name, uptime=sw.clock.monotonic() - sw.started,
+            connections=self.connections(), sessions=len(sessions),
+            signed_on=sum(1 for s in sessions if s.operator is not None),
+            rate_in=self.rate("in"), rate_out=self.rate("out"), locked=tuple(sorted(sw.locked_operators())),
+            depths=depths, open_hits=hits)
+
+    def connections(self) -> int:
+        """Open terminal connections, identified or not (the service knows the sockets)."""
+        factories = getattr(self.service, "factories", None)
+        if factories is None:
+            return len(self.switch.hub.sessions)
+        return sum(len(f.protocols) for f in factories)
+
+    def rate(self, kind: str) -> float:
+        """Frames per second of one direction over the last minute, from the journal's time index."""
+        since = stamp(self.switch.clock.now() - dt.timedelta(seconds=RATE_WINDOW_SECONDS))
+        count = self.switch.store.conn.execute("SELECT COUNT(*) FROM journal WHERE ts >= ? AND kind = ?",
+                                               (since, kind)).fetchone()[0]
+        return count / RATE_WINDOW_SECONDS
+
+    def sessions(self) -> list[SessionView]:
+        now = self.switch.clock.monotonic()
+        return [SessionView(s.terminal.id, s.terminal.ori, s.terminal.type, s.state.value,
+                            s.operator.id if s.operator else "", s.remote, max(0.0, now - s.last_activity))
+                for _, s in sorted(self.switch.hub.sessions.items())]
+
+    def terminals(self) -> list[tuple[Terminal, bool]]:
+        """Every registered terminal and whether it is connected now."""
+        live = self.switch.hub.sessions
+        return [(t, t.id in live) for _, t in sorted(self.switch.registry.terminals.items())]
+
+    def agencies(self) -> list[tuple[Agency, Optional[str]]]:
+        """Every agency with the reason its agreement is not in force (None when it is)."""
+        policy = self.switch.policy
+        return [(a, policy.agreement_problem(a)) for _, a in sorted(self.switch.registry.agencies.items())]
+
+    def agreements_due(self, days: int = AGREEMENT_HORIZON_DAYS) -> list[tuple[Agency, str]]:
+        today = self.switch.policy.today()
+        return [(a, line) for _, a in sorted(self.switch.registry.agencies.items())
+                for line in self.switch.policy.agreement_due(a, today, days)]
+
+    def queue(self, ori: str) -> list[Any]:
+        delivery = self.delivery
+        if delivery is None or not hasattr(delivery, "queue_for"):
+            raise AdminError("THIS SWITCH HAS NO DELIVERY QUEUES")
+        ori = ori.upper()
+        if ori not in self.switch.registry.agencies:
+            raise AdminError(f"NO AGENCY {ori}")
+        return delivery.queue_for(ori)
+
+    def open_hits(self) -> list[Any]:
+        delivery = self.delivery
+        if delivery is None or not hasattr(delivery, "open_hits"):
+            raise AdminError("THIS SWITCH HAS NO HIT CONFIRMATION")
+        return delivery.open_hits()
+
+    def locked(self) -> list[str]:
+        return sorted(self.switch.locked_operators())
+
+    def audit(self, limit: int = 20, **filters: Any) -> list[journal_mod.Record]:
+        try:
+            return journal_mod.search(self.switch.store.conn, limit=limit, **filters)
+        except ValueError as exc:  # a bad since/until
+            raise AdminError(str(exc).upper()) from None
+
+    # -- actions ------------------------------------------------------------------------------
+
+    def set_status(self, action: str, target: str) -> Change:
+        """revoke, suspend or reinstate an agency (by ORI) or a terminal (by id)."""
+        status = STATUS_FOR[action]
+        target = target.upper()
+        registry = self.switch.registry
+        if target in registry.terminals:
+            old = registry.terminals[target]
+            kind, before = "terminal", old.status
+            new_registry = registry.with_terminal(attrs.evolve(old, status=status)) if before != status else registry
+        elif target in registry.agencies:
+            old_agency = registry.agencies[target]
+            kind, before = "agency", old_agency.status
+            new_registry = (registry.with_agency(attrs.evolve(old_agency, status=status))
+                            if before != status else registry)
+        else:
+            raise AdminError(f"NO AGENCY OR TERMINAL {target}")
+        self.switch.registry = new_registry
+        closed: tuple[str, ...] = ()
+        if status != "active":
+            victims = [s for s in self.switch.hub.sessions.values()
+                       if (s.terminal.id if kind == "terminal" else s.terminal.ori) == target]
+            notice = f"{kind.upper()} {target} {status.upper()} BY THE CONTROL TERMINAL AGENCY - DISCONNECTED"
+            closed = self._close(victims, f"{kind} {status} by console", notice)
+        return Change(kind, target, before, status, closed)
+
+    def unlock(self, operator_id: str, by: str) -> bool:
+        """Release a locked operator; False when it was not locked."""
+        operator_id = operator_id.upper()
+        if operator_id not in self.switch.registry.operators and operator_id not in self.switch.locked_operators():
+            raise AdminError(f"NO OPERATOR {operator_id}")
+        return self.switch.unlock_operator(operator_id, by=by)
+
+    def send_status_message(self, text: str) -> list[tuple[str, str]]:
+        """An SM from the control terminal agency to every connected terminal: (terminal, outcome) pairs."""
+        text = text.strip()
+        if not text:
+            raise AdminError("NOTHING TO SEND")
+        control = next((a.ori for _, a in sorted(self.switch.registry.agencies.items()) if a.control), None)
+        if control is None:
+            raise AdminError("NO CONTROL TERMINAL AGENCY IN THE REGISTRY")
+        body = f"SM.{control}.ALL\nTXT\n{text}"
+        delivery = self.delivery
+        if delivery is not None:  # the module exists whenever the router has a delivery component
+            from lems.traffic.delivery import PRIORITY_STATUS, QueueFull
+        out = []
+        for terminal_id in sorted(self.switch.hub.sessions):
+            if delivery is not None and terminal_id in self.switch.registry.terminals:
+                try:
+                    # Through the queues, so an ack terminal gets it again until it acknowledges.
+                    out.append((terminal_id, delivery.enqueue(self.switch, terminal_id, "S", body, PRIORITY_STATUS)))
+                except QueueFull:
+                    out.append((terminal_id, "queue full"))
+            else:
+                out.append((terminal_id, "delivered" if self.switch.notify(terminal_id, "S", body) else "gone"))
+        return out
+
+    def reload(self) -> Reloaded:
+        """Swap in catalogues, registry and routes read afresh from the home; all or nothing."""
+        sw = self.switch
+        home = sw.settings.home
+        try:
+            codec = Codec.from_dir(home / "formats")
+            registry = Registry.load(home / "terminals")
+            router = load_router(home, sw.settings, codec, sw.store, sw.clock)
+        except Exception as exc:  # any failure, whatever its kind, must leave the running switch as it was
+            raise AdminError(f"RELOAD REFUSED, RUNNING CONFIGURATION KEPT: {type(exc).__name__}: {exc}") from None
+        sw.replace(codec, registry, router)
+        # A terminal the new registry no longer admits (revoked, new certificate, agency suspended) goes now.
+        stale = []
+        for session in sw.hub.sessions.values():
+            current = registry.terminals.get(session.terminal.id)
+            agency = registry.agency(session.terminal.ori)
+            if (current is None or current.status != "active" or current.fingerprint != session.terminal.fingerprint
+                    or agency is None or agency.status in ("revoked", "suspended")):
+                stale.append(session)
+        closed = self._close(stale, "not admitted after reload",
+                             "TERMINAL NO LONGER ADMITTED AFTER RELOAD - DISCONNECTED")
+        return Reloaded(len(codec.keys), len(registry.agencies), len(registry.terminals), len(registry.operators),
+                        closed)
+
+    def _close(self, sessions: list[Any], reason: str, notice: str) -> tuple[str, ...]:
+        closed = []
+        for session in sessions:
+            terminal_id = session.terminal.id
+            self.switch.hub.write(terminal_id, session.close(reason, ("S", notice)))
+            closed.append(terminal_id)
+        return tuple(sorted(closed))

@@ -1,0 +1,302 @@
+"""Who may connect: agencies, user agreements, terminals and operators.
+
+The registry is data in a home's terminals/ directory (agencies.toml,
+terminals.toml, operators.toml).  It is loaded into frozen values; a change (a
+new fingerprint, a revocation) makes a new Registry and is written back
+atomically to the file that owns it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import tomllib
+from pathlib import Path
+from typing import Any, Iterable, Optional
+
+import attrs
+
+from lems.base import tomlw
+
+AGENCY_TYPES = ("criminal-justice", "service", "non-criminal-justice")
+TERMINAL_TYPES = ("workstation", "mobile", "dispatch", "receive-only", "interface")
+LEVELS = ("inquiry", "entry", "full")
+STATUSES = ("active", "suspended", "revoked")
+# An agency on remove status takes no traffic and nothing is queued for it (.04.).
+AGENCY_STATUSES = STATUSES + ("remove",)
+
+
+class RegistryError(Exception):
+    """A registry file is wrong; the message names the file and the entry."""
+
+
+def _date(value: Any, where: str) -> Optional[dt.date]:
+    if value in (None, ""):
+        return None
+    if isinstance(value, dt.date):
+        return value
+    try:
+        return dt.date.fromisoformat(str(value))
+    except ValueError:
+        raise RegistryError(f"{where}: {value!r} is not a date (YYYY-MM-DD)") from None
+
+
+def _iso(value: Optional[dt.date]) -> str:
+    return value.isoformat() if value else ""
+
+
+@attrs.frozen
+class Agreement:
+    """The agency's user agreement with the state (OAR 257-015)."""
+
+    signed: Optional[dt.date] = None
+    review_due: Optional[dt.date] = None
+    # Termination notice given: the agreement ends 30 days after it.
+    notice: Optional[dt.date] = None
+    # The signing official left: the agreement lapses 30 days later.
+    official_left: Optional[dt.date] = None
+    # What the agreement grants: criminal-history, firearms, prohibited-entry ...
+    grants: tuple[str, ...] = ()
+    # Oregon motor vehicle and driver purposes (letters A-I).
+    dmv_purposes: str = ""
+    # Non-criminal-justice agencies: the purposes their administrative messages may serve.
+    approved_purpose: str = ""
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any], where: str) -> "Agreement":
+        return cls(
+            signed=_date(raw.get("signed"), where),
+            review_due=_date(raw.get("review_due"), where),
+            notice=_date(raw.get("notice"), where),
+            official_left=_date(raw.get("official_left"), where),
+            grants=tuple(raw.get("grants", ())),
+            dmv_purposes=str(raw.get("dmv_purposes", "")).upper(),
+            approved_purpose=str(raw.get("approved_purpose", "")),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "signed": _iso(self.signed), "review_due": _iso(self.review_due),
+            "notice": _iso(self.notice), "official_left": _iso(self.official_left),
+            "grants": list(self.grants), "dmv_purposes": self.dmv_purposes,
+            "approved_purpose": self.approved_purpose,
+        }
+
+
+@attrs.frozen
+class Agency:
+    ori: str
+    name: str
+    type: str
+    state: str = "OR"
+    status: str = "active"
+    control: bool = False
+    # ORIs this agency serves under a management control agreement.
+    serves: tuple[str, ...] = ()
+    agreement: Agreement = Agreement()
+
+    @property
+    def criminal_justice(self) -> bool:
+        return self.type == "criminal-justice"
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any], where: str) -> "Agency":
+        try:
+            agency = cls(
+                ori=str(raw["ori"]).upper(), name=str(raw["name"]), type=str(raw["type"]),
+                state=str(raw.get("state", raw["ori"][:2])).upper(), status=str(raw.get("status", "active")),
+                control=bool(raw.get("control", False)), serves=tuple(s.upper() for s in raw.get("serves", ())),
+                agreement=Agreement.from_dict(raw.get("agreement", {}), where),
+            )
+        except KeyError as exc:
+            raise RegistryError(f"{where}: missing {exc.args[0]}") from None
+        if agency.type not in AGENCY_TYPES:
+            raise RegistryError(f"{where}: type must be one of {AGENCY_TYPES}")
+        if agency.status not in AGENCY_STATUSES:
+            raise RegistryError(f"{where}: status must be one of {AGENCY_STATUSES}")
+        if len(agency.ori) != 9 or not agency.ori.isalnum():
+            raise RegistryError(f"{where}: ORI {agency.ori!r} must be 9 letters or digits")
+        return agency
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"ori": self.ori, "name": self.name, "type": self.type, "state": self.state,
+                "status": self.status, "control": self.control, "serves": list(self.serves),
+                "agreement": self.agreement.to_dict()}
+
+
+@attrs.frozen
+class Terminal:
+    id: str
+    ori: str
+    type: str
+    ack: bool = False
+    status: str = "active"
+    # SHA-256 of the DER certificate the terminal must present, lowercase hex.
+    fingerprint: str = ""
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any], where: str) -> "Terminal":
+        try:
+            term = cls(id=str(raw["id"]).upper(), ori=str(raw["ori"]).upper(), type=str(raw["type"]),
+                       ack=bool(raw.get("ack", False)), status=str(raw.get("status", "active")),
+                       fingerprint=str(raw.get("fingerprint", "")).lower())
+        except KeyError as exc:
+            raise RegistryError(f"{where}: missing {exc.args[0]}") from None
+        if term.type not in TERMINAL_TYPES:
+            raise RegistryError(f"{where}: type must be one of {TERMINAL_TYPES}")
+        if term.status not in STATUSES:
+            raise RegistryError(f"{where}: status must be one of {STATUSES}")
+        return term
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "ori": self.ori, "type": self.type, "ack": self.ack,
+                "status": self.status, "fingerprint": self.fingerprint}
+
+
+@attrs.frozen
+class Operator:
+    id: str
+    ori: str
+    level: str
+    password: str  # scrypt$... (lems.base.credentials); never the password itself
+    certified: Optional[dt.date] = None
+    guide_issued: Optional[dt.date] = None
+    background_check: Optional[dt.date] = None
+    totp: str = ""
+    status: str = "active"
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any], where: str) -> "Operator":
+        try:
+            op = cls(id=str(raw["id"]).upper(), ori=str(raw["ori"]).upper(), level=str(raw["level"]),
+                     password=str(raw["password"]), certified=_date(raw.get("certified"), where),
+                     guide_issued=_date(raw.get("guide_issued"), where),
+                     background_check=_date(raw.get("background_check"), where),
+                     totp=str(raw.get("totp", "")), status=str(raw.get("status", "active")))
+        except KeyError as exc:
+            raise RegistryError(f"{where}: missing {exc.args[0]}") from None
+        if op.level not in LEVELS:
+            raise RegistryError(f"{where}: level must be one of {LEVELS}")
+        return op
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "ori": self.ori, "level": self.level, "password": self.password,
+                "certified": _iso(self.certified), "guide_issued": _iso(self.guide_issued),
+                "background_check": _iso(self.background_check), "totp": self.totp, "status": self.status}
+
+
+FILES = {"agency": "agencies.toml", "terminal": "terminals.toml", "operator": "operators.toml"}
+HEADERS = {
+    "agency": "# Agencies and their user agreements. Dates are YYYY-MM-DD.",
+    "terminal": "# Terminals. fingerprint is the SHA-256 of the certificate (DER) the terminal presents;\n"
+                "# `lems ca issue` and `lems init` write it.",
+    "operator": "# Operators. password is an scrypt hash (lems.base.credentials); totp a base32 RFC 6238 secret.",
+}
+
+
+@attrs.frozen
+class Registry:
+    directory: Path
+    agencies: dict[str, Agency]
+    terminals: dict[str, Terminal]
+    operators: dict[str, Operator]
+    by_fingerprint: dict[str, Terminal] = attrs.field(init=False, eq=False)
+
+    def __attrs_post_init__(self) -> None:
+        object.__setattr__(self, "by_fingerprint",
+                           {t.fingerprint: t for t in self.terminals.values() if t.fingerprint})
+
+    @classmethod
+    def load(cls, directory: Path) -> "Registry":
+        directory = Path(directory)
+        tables: dict[str, list[dict[str, Any]]] = {}
+        for kind, name in FILES.items():
+            path = directory / name
+            try:
+                with path.open("rb") as f:
+                    tables[kind] = tomllib.load(f).get(kind, [])
+            except FileNotFoundError:
+                raise RegistryError(f"{path}: no such file") from None
+            except tomllib.TOMLDecodeError as exc:
+                raise RegistryError(f"{path}: {exc}") from None
+
+        def build(kind: str, maker: Any) -> dict[str, Any]:
+            out: dict[str, Any] = {}
+            for i, raw in enumerate(tables[kind], 1):
+                item = maker(raw, f"{directory / FILES[kind]}: {kind} #{i}")
+                key = getattr(item, "ori" if kind == "agency" else "id")
+                if key in out:
+                    raise RegistryError(f"{directory / FILES[kind]}: {key} is listed twice")
+                out[key] = item
+            return out
+
+        registry = cls(directory, build("agency", Agency.from_dict), build("terminal", Terminal.from_dict),
+                       build("operator", Operator.from_dict))
+        registry.check()
+        return registry
+
+    def check(self) -> None:
+        """Cross-references: every terminal and operator belongs to a known agency."""
+        for t in self.terminals.values():
+            if t.ori not in self.agencies:
+                raise RegistryError(f"terminal {t.id}: unknown agency {t.ori}")
+        for o in self.operators.values():
+            if o.ori not in self.agencies:
+                raise RegistryError(f"operator {o.id}: unknown agency {o.ori}")
+        for a in self.agencies.values():
+            for served in a.serves:
+                if served not in self.agencies:
+                    raise RegistryError(f"agency {a.ori}: serves unknown agency {served}")
+        seen: dict[str, str] = {}
+        for t in self.terminals.values():
+            if t.fingerprint and t.fingerprint in seen:
+                raise RegistryError(f"terminals {seen[t.fingerprint]} and {t.id} share one certificate")
+            seen[t.fingerprint] = t.id
+
+    # -- questions -------------------------------------------------------
+
+    def agency(self, ori: str) -> Optional[Agency]:
+        return self.agencies.get(ori)
+
+    def terminal_for(self, fingerprint: str) -> Optional[Terminal]:
+        return self.by_fingerprint.get(fingerprint)
+
+    def oris_for(self, terminal: Terminal) -> frozenset[str]:
+        """ORIs a terminal may send for: its agency's own, plus those it serves by agreement."""
+        agency = self.agencies[terminal.ori]
+        return frozenset((agency.ori, *agency.serves))
+
+    def terminals_of(self, ori: str) -> list[Terminal]:
+        return [t for t in self.terminals.values() if t.ori == ori]
+
+    def agency_name(self, ori: str) -> str:
+        agency = self.agencies.get(ori)
+        return agency.name if agency else ori
+
+    # -- changes (each writes the file that owns it) ----------------------
+
+    def with_terminal(self, terminal: Terminal) -> "Registry":
+        if terminal.ori not in self.agencies:
+            raise RegistryError(f"terminal {terminal.id}: unknown agency {terminal.ori}")
+        new = attrs.evolve(self, terminals={**self.terminals, terminal.id: terminal})
+        new.check()
+        new.save("terminal")
+        return new
+
+    def with_agency(self, agency: Agency) -> "Registry":
+        new = attrs.evolve(self, agencies={**self.agencies, agency.ori: agency})
+        new.check()
+        new.save("agency")
+        return new
+
+    def with_operator(self, operator: Operator) -> "Registry":
+        if operator.ori not in self.agencies:
+            raise RegistryError(f"operator {operator.id}: unknown agency {operator.ori}")
+        new = attrs.evolve(self, operators={**self.operators, operator.id: operator})
+        new.save("operator")
+        return new
+
+    def save(self, kind: str) -> None:
+        items: Iterable[Any] = {"agency": self.agencies, "terminal": self.terminals,
+                                "operator": self.operators}[kind].values()
+        text = tomlw.dumps({kind: [i.to_dict() for i in items]}, HEADERS[kind])
+        tomlw.write_atomically(self.directory / FILES[kind], text)

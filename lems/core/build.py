@@ -1,0 +1,32 @@
+"""Assemble a switch from a home: settings, registry, catalogues, route table, handlers.
+
+The one place that knows how the core's parts fit together, so that the
+service (lems.net.service), the console's ``reload`` and the tests build a
+switch the same way.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional
+
+from lems.base.conf import Settings
+from lems.base.registry import Registry
+from lems.core.router import Router
+from lems.core.switch import Switch
+from lems.store import Store
+from lems.wire.codec import Codec
+
+
+def load_router(home: Path, settings: Settings, codec: Codec, store: Store, clock: Any) -> Router:
+    """The route table, its handlers and the traffic steps (raises RouteError with the reason)."""
+    return Router.from_home(Path(home), settings, codec, store, clock)
+
+
+def build_switch(home: Path, settings: Settings, store: Store, clock: Any, log: Optional[Any] = None) -> Switch:
+    """A switch on ``store`` for the home's registry, catalogues and routes."""
+    home = Path(home)
+    registry = Registry.load(home / "terminals")
+    codec = Codec.from_dir(home / "formats")
+    router = load_router(home, settings, codec, store, clock)
+    return Switch(settings, registry, codec, router, store, clock, log)

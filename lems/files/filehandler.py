@@ -1,0 +1,383 @@
+"""The built-in file handler: the record files of routes/records, indexed, plus
+the records entered at run time (PROTOCOL.md 5.1, 5.2).
+
+Inquiries search the (file, record set) index with the inquiry's fields.
+
+Record maintenance (enter, modify, cancel, locate, clear) changes the same
+indexes, so an inquiry finds an entry the moment it is accepted, and keeps every
+entered or changed record in the store (table ``entered_record``, the record as
+JSON) inside the turn's transaction: the link commits it before the reply leaves.
+When the handler is built those records are laid over the record files, so
+entries, locates and clears survive a restart and a reload.
+
+* NIC: the file letter and nine digits, numbered per letter from 000100000
+  upward (the demo record files stay below).  The last number given per letter
+  is in the store (``nic_sequence``), so a number is never given twice, also
+  after a cancel or a restart; a number a record file already uses is skipped.
+* Duplicate entry: a record on file (active or located) in the same file and
+  record set, entered by the same ORI, whose ``duplicate`` fields (files.toml)
+  that the entry gives all equal the entry's (names and numbers compared
+  without case, spaces or hyphens) -> ``OnFile``.  Looked up in a dict keyed by
+  (ORI, the fields given, their values), built for a file the first time it
+  takes an entry and kept up to date by every change: never a scan per entry.
+* The record to change is named by ``NIC`` (its letter must be the file's) and
+  must be on file; every identifying field the message gives (the key's ``NAM |
+  OCA``-style requirement: NAM, OCA, VIN, LIC, SER, OAN, REG, BHN) must equal
+  the record's, else ``NotOnFile``.  In a modify the first identifying field
+  given identifies and any later one is a change.
+* Modify, cancel and clear: the entering ORI only (``NotYours``).  Locate: any
+  ORI; the record stays on file with status ``located`` and the locate data as
+  fields ``DOL``, ``LCA`` and ``LOR`` (the locating ORI).  Clear (``DCL``) and
+  cancel (``DOC``) take the record off file: it is kept, never a hit again.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import json
+import re
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import attrs
+import structlog
+
+from lems.base.errors import Reject
+from lems.files.handlers import HandlerContext, HandlerError, NotOnFile, NotYours, OnFile
+from lems.wire.message import Message, Record
+from lems.files.records import (
+    NIC_LETTERS,
+    NUMBER_FIELDS,
+    ON_FILE,
+    Criteria,
+    RecordFileError,
+    RecordFiles,
+    criteria,
+    load_record_files,
+    normalize_number,
+    record_from_json,
+    record_to_json,
+    validate,
+)
+
+
+# Run-time entries are numbered from here (records.py: demo records stay below).
+FIRST_NUMBER = 100_000
+LAST_NUMBER = 999_999_999
+
+# Fields that name a record in a modify, cancel, locate or clear, when the key's
+# catalogue entry does not say (its "NAM | OCA"-style requirement does).
+IDENTIFIERS = ("NAM", "OCA", "VIN", "LIC", "SER", "OAN", "REG", "BHN")
+# Fields a change message carries that are not record data.
+NOT_DATA = frozenset({"NIC"})
+# The date field each action writes on the record.
+ACTION_DATES = {"cancel": "DOC", "clear": "DCL", "locate": "DOL"}
+LOCATING_ORI = "LOR"
+LOCATE_FIELDS = frozenset({"DOL", "LCA", LOCATING_ORI})
+
+_SPACES = re.compile(r"\s+")
+_NUMBERS = frozenset(NUMBER_FIELDS)
+
+
+def normalize(code: str, value: str | None) -> str:
+    """How two values of a field compare: numbers without spaces or hyphens,
+    names and text upper case with single spaces and none after the comma."""
+    if value is None:
+        return ""
+    if code in _NUMBERS:
+        return normalize_number(value)
+    return _SPACES.sub(" ", value.strip().upper()).replace(", ", ",")
+
+
+class RecordFileHandler:
+    def __init__(self, context: HandlerContext) -> None:
+        self.context = context
+        self.log = structlog.get_logger("lems.files.filehandler")
+        self._asked: tuple[Any, Criteria] = (None, Criteria())  # the last inquiry and its cleaned criteria
+        directory = context.home / "routes" / context.options.get("records", "records")
+        try:
+            self.files = RecordFiles(load_record_files(directory))
+        except (OSError, RecordFileError) as exc:
+            raise HandlerError(str(exc)) from exc
+        # NIC letter -> last number given.
+        self._last: dict[str, int] = {}
+        # (file, record set) -> {(ORI, codes given, values): NICs}; built on a file's first entry.
+        self._duplicates: dict[tuple[str, str], dict[tuple[str, tuple[str, ...], tuple[str, ...]], set[str]]] = {}
+        self._identifiers: dict[str, tuple[str, ...]] = {}
+        self._load_entered()
+
+    # -- inquiry ----------------------------------------------------------------------
+
+    def inquire(self, msg: Message, file: str, record_set: str) -> Sequence[Record]:
+        # One QW asks ten indexes (five files, two sets): clean its criteria once.
+        if self._asked[0] is not msg:
+            self._asked = (msg, criteria(msg.field_map()))
+        return self.files.index(file, record_set).search(self._asked[1])
+
+    # -- maintenance (lems.files.handlers.FileHandler) ------------------------------------------
+
+    def enter(self, msg: Message, file: str, record_set: str) -> Record:
+        letter = self._letter(file)
+        fields = tuple((code, value) for code, value in msg.fields if value and code not in NOT_DATA)
+        draft = Record(file=file, nic=f"{letter}{FIRST_NUMBER:09d}", ori=msg.ori, fields=fields,
+                       entered=self._today(), record_set=record_set, caution=self._caution(fields))
+        on_file = self._duplicate_of(draft)
+        if on_file is not None:
+            raise OnFile(on_file)
+        validate(draft)  # before a number is spent: a record that could not be reloaded never goes in
+        record = attrs.evolve(draft, nic=self._next_nic(letter))
+        self._save(record, "enter", msg.ori)
+        self.files.index(file, record_set).add(record)
+        self._index_duplicate(record)
+        return record
+
+    def modify(self, msg: Message, file: str, record_set: str) -> Record:
+        record, used = self._target(msg, file, record_set, modify=True)
+        self._entering_ori_only(record, msg)
+        changes = [(code, value) for code, value in msg.fields
+                   if value and code not in NOT_DATA and code not in used]
+        fields = _changed(record.fields, changes)
+        caution = self._caution(fields) if any(code == "CMC" for code, _ in changes) else record.caution
+        return self._replace(record, attrs.evolve(record, fields=fields, caution=caution), "modify", msg.ori)
+
+    def cancel(self, msg: Message, file: str, record_set: str) -> Record:
+        return self._take_off(msg, file, record_set, "cancel", "cancelled")
+
+    def clear(self, msg: Message, file: str, record_set: str) -> Record:
+        return self._take_off(msg, file, record_set, "clear", "cleared")
+
+    def locate(self, msg: Message, file: str, record_set: str) -> Record:
+        record, _ = self._target(msg, file, record_set)
+        # Any agency may locate a record; it stays on file until the entering agency clears it.
+        # A second locate replaces the first one's data rather than mixing with it.
+        kept = tuple(pair for pair in record.fields if pair[0] not in LOCATE_FIELDS)
+        data = [(code, msg.get(code) or "") for code in ("DOL", "LCA")] + [(LOCATING_ORI, msg.ori)]
+        fields = kept + tuple((code, value) for code, value in data if value)
+        return self._replace(record, attrs.evolve(record, fields=fields, status="located"), "locate", msg.ori)
+
+    # -- the steps ---------------------------------------------------------------------
+
+    def _take_off(self, msg: Message, file: str, record_set: str, action: str, status: str) -> Record:
+        record, _ = self._target(msg, file, record_set)
+        self._entering_ori_only(record, msg)
+        date_code = ACTION_DATES[action]
+        data = [(date_code, msg.get(date_code) or self._today())]
+        fields = _changed(record.fields, data)
+        return self._replace(record, attrs.evolve(record, fields=fields, status=status), action, msg.ori)
+
+    def _target(self, msg: Message, file: str, record_set: str, modify: bool = False) -> tuple[Record, set[str]]:
+        """The record a change names, and the identifying fields used to name it."""
+        nic = (msg.get("NIC") or "").strip().upper()
+        if not nic or nic[:1] != self._letter(file):
+            raise NotOnFile(f"NIC/{nic} is not a {file} NIC")
+        record = self.files.index(file, record_set).by_nic(nic)
+        if record is None or record.status not in ON_FILE:
+            raise NotOnFile(f"NIC/{nic} not on file in {file}/{record_set}")
+        used: set[str] = set()
+        for code, value in msg.fields:
+            if code not in self._identifiers_of(msg.mke) or code in used:
+                continue
+            if modify and used:
+                break  # in a modify only the first identifying field identifies; later ones are changes
+            on_file = {normalize(code, v) for name, v in record.fields if name == code}
+            if normalize(code, value) not in on_file:
+                raise NotOnFile(f"{code} does not match NIC/{nic}")
+            used.add(code)
+        return record, used
+
+    @staticmethod
+    def _entering_ori_only(record: Record, msg: Message) -> None:
+        if record.ori != msg.ori:
+            raise NotYours(record)
+
+    def _replace(self, old: Record, new: Record, action: str, ori: str) -> Record:
+        validate(new)
+        self._save(new, action, ori)
+        self._unindex_duplicate(old)
+        self.files.index(new.file, new.record_set).replace(new)
+        if new.status in ON_FILE:
+            self._index_duplicate(new)
+        return new
+
+    def _identifiers_of(self, mke: str) -> tuple[str, ...]:
+        """The fields that name a record in this key: its ``NAM | OCA``-style requirement."""
+        found = self._identifiers.get(mke)
+        if found is None:
+            found = ()
+            try:
+                spec = self.context.codec.spec(mke)
+                for requirement in spec.required:
+                    codes = [alt[0] for alt in requirement.alternatives if len(alt) == 1]
+                    if len(codes) > 1 and len(codes) == len(requirement.alternatives) and "NIC" not in codes:
+                        found += tuple(c for c in codes if c not in found)
+            except (AttributeError, Reject):  # no catalogue or key at hand: the usual identifiers
+                found = ()
+            found = found or IDENTIFIERS
+            self._identifiers[mke] = found
+        return found
+
+    # -- duplicates ---------------------------------------------------------------------
+
+    def _duplicate_fields(self, file: str) -> tuple[str, ...]:
+        try:
+            return tuple(self.context.codec.file(file).duplicate)
+        except (AttributeError, KeyError):
+            return ()
+
+    def _duplicate_keys(self, record: Record) -> Iterable[tuple[str, tuple[str, ...], tuple[str, ...]]]:
+        """Every (ORI, fields, values) an entry giving some of the duplicate fields would look up."""
+        present = [(code, normalize(code, record.get(code))) for code in self._duplicate_fields(record.file)]
+        present = [(code, value) for code, value in present if value]
+        for n in range(1, len(present) + 1):
+            for subset in itertools.combinations(present, n):
+                yield record.ori, tuple(c for c, _ in subset), tuple(v for _, v in subset)
+
+    def _duplicate_table(self, file: str, record_set: str) -> dict:
+        key = (file, record_set)
+        table = self._duplicates.get(key)
+        if table is None:  # once per file and set: from then on every change keeps it current
+            table = self._duplicates[key] = {}
+            for record in self.files.index(file, record_set):
+                if record.status in ON_FILE:
+                    for dup in self._duplicate_keys(record):
+                        table.setdefault(dup, set()).add(record.nic)
+        return table
+
+    def _duplicate_of(self, draft: Record) -> Record | None:
+        given = [(code, normalize(code, draft.get(code))) for code in self._duplicate_fields(draft.file)]
+        given = [(code, value) for code, value in given if value]
+        if not given:
+            return None
+        table = self._duplicate_table(draft.file, draft.record_set)
+        nics = table.get((draft.ori, tuple(c for c, _ in given), tuple(v for _, v in given)))
+        if not nics:
+            return None
+        index = self.files.index(draft.file, draft.record_set)
+        found = [r for r in (index.by_nic(n) for n in nics) if r is not None and r.status in ON_FILE]
+        return min(found, key=lambda r: r.nic) if found else None
+
+    def _index_duplicate(self, record: Record) -> None:
+        table = self._duplicates.get((record.file, record.record_set))
+        if table is not None:
+            for dup in self._duplicate_keys(record):
+                table.setdefault(dup, set()).add(record.nic)
+
+    def _unindex_duplicate(self, record: Record) -> None:
+        table = self._duplicates.get((record.file, record.record_set))
+        if table is not None:
+            for dup in self._duplicate_keys(record):
+                nics = table.get(dup)
+                if nics is not None:
+                    nics.discard(record.nic)
+                    if not nics:
+                        del table[dup]
+
+    # -- numbers, dates, cautions -------------------------------------------------------
+
+    def _letter(self, file: str) -> str:
+        letter = None
+        try:
+            letter = self.context.codec.file(file).letter
+        except (AttributeError, KeyError):
+            pass
+        letter = letter or NIC_LETTERS.get(file)
+        if not letter:
+            raise HandlerError(f"file {file!r} has no NIC letter and takes no entries")
+        return letter
+
+    def _next_nic(self, letter: str) -> str:
+        number = max(self._last.get(letter, FIRST_NUMBER - 1), FIRST_NUMBER - 1)
+        store = self.context.store
+        if store is not None:  # the store's counter wins: another instance of this handler may have moved it
+            row = store.write().execute("SELECT last FROM nic_sequence WHERE letter = ?", (letter,)).fetchone()
+            number = max(number, row[0] if row else 0)
+        while True:
+            number += 1
+            if number > LAST_NUMBER:
+                raise HandlerError(f"NIC numbers for letter {letter} are used up")
+            nic = f"{letter}{number:09d}"
+            if self.files.find(nic) is None:  # a number a record file already uses is skipped
+                break
+        self._last[letter] = number
+        if store is not None:
+            store.write().execute("INSERT INTO nic_sequence (letter, last) VALUES (?, ?) "
+                                  "ON CONFLICT(letter) DO UPDATE SET last = excluded.last", (letter, number))
+        return nic
+
+    def _now(self) -> dt.datetime:
+        clock = self.context.clock
+        return clock.now() if clock is not None else dt.datetime.now(dt.UTC)
+
+    def _today(self) -> str:
+        """The entry date in the switch's time zone (``Switch.today``)."""
+        now = self._now()
+        zone = getattr(self.context.settings, "timezone", None)
+        return (now.astimezone(zone) if zone is not None else now).strftime("%Y%m%d")
+
+    def _caution(self, fields: Sequence[tuple[str, str]]) -> str | None:
+        """The caution line of the record's first CMC code the catalogue words."""
+        try:
+            cautions = self.context.codec.catalogue.cautions
+        except AttributeError:
+            return None
+        for code, value in fields:
+            if code == "CMC" and value in cautions:
+                return cautions[value]
+        return None
+
+    # -- the store --------------------------------------------------------------------
+
+    def _save(self, record: Record, action: str, ori: str) -> None:
+        store = self.context.store
+        if store is None:
+            return
+        store.write().execute(
+            "INSERT INTO entered_record (nic, file, record_set, status, record, action, ori, changed) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(nic) DO UPDATE SET status = excluded.status, "
+            "record = excluded.record, action = excluded.action, ori = excluded.ori, changed = excluded.changed",
+            (record.nic, record.file, record.record_set, record.status,
+             json.dumps(record_to_json(record), separators=(",", ":")), action, ori,
+             self._now().astimezone(dt.UTC).isoformat()))
+
+    def _load_entered(self) -> None:
+        """Lay the entered and changed records over the record files; read the NIC sequences."""
+        store = self.context.store
+        if store is None:
+            return
+        conn = store.conn
+        for letter, last in conn.execute("SELECT letter, last FROM nic_sequence"):
+            self._last[letter] = int(last)
+        for nic, raw in conn.execute("SELECT nic, record FROM entered_record ORDER BY id"):
+            try:
+                record = record_from_json(json.loads(raw))
+            except ValueError as exc:
+                raise HandlerError(f"entered record {nic} in the store cannot be loaded: {exc}") from exc
+            index = self.files.index(record.file, record.record_set)
+            if index.by_nic(record.nic) is None:
+                index.add(record)
+            else:  # a change to a record of the record files
+                index.replace(record)
+            letter, number = record.nic[0], int(record.nic[1:])
+            if number >= FIRST_NUMBER and number > self._last.get(letter, 0):
+                self._last[letter] = number
+
+
+def _changed(fields: Sequence[tuple[str, str]], changes: Sequence[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
+    """``fields`` with every code in ``changes`` given its new value(s): in place of the
+    first old occurrence, or at the end when the record did not have the field."""
+    new: dict[str, list[str]] = {}
+    for code, value in changes:
+        new.setdefault(code, []).append(value)
+    out: list[tuple[str, str]] = []
+    placed: set[str] = set()
+    for code, value in fields:
+        if code not in new:
+            out.append((code, value))
+        elif code not in placed:
+            out += [(code, v) for v in new[code]]
+            placed.add(code)
+    for code, values in new.items():
+        if code not in placed:
+            out += [(code, v) for v in values]
+    return tuple(out)

@@ -1,0 +1,159 @@
+"""The store's schema: every table, as numbered migrations applied in order.
+
+One place for the whole schema (the layers above only read and write rows).
+A change is a new migration appended to ``MIGRATIONS``, never an edit of one
+that has been applied: a store records the names it has applied in
+``schema_migrations`` and applies only the others, in order, at open.
+
+``RENAMED`` maps names that earlier versions recorded to the names used now
+(two migrations were once both numbered 0003), so an old store is not
+migrated twice.
+"""
+
+from __future__ import annotations
+
+Migration = tuple[str, str]
+
+CORE = """
+CREATE TABLE terminal_state (
+    terminal TEXT PRIMARY KEY,
+    osn INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE operator_state (
+    operator TEXT PRIMARY KEY,
+    -- failed sign-on times (epoch seconds, space separated) inside the window
+    failures TEXT NOT NULL DEFAULT '',
+    locked INTEGER NOT NULL DEFAULT 0,
+    locked_at TEXT
+);
+"""
+
+# The hash-chained audit journal and the dissemination log (lems.store.journal).
+JOURNAL = """
+CREATE TABLE journal (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    ts TEXT NOT NULL,           -- UTC CCYYMMDDhhmmssff
+    kind TEXT NOT NULL,         -- in, out, security, admin
+    terminal TEXT,
+    ori TEXT,
+    operator TEXT,
+    session TEXT,
+    remote TEXT,                -- address:port
+    mke TEXT,
+    dests TEXT,                 -- comma separated
+    ref TEXT,
+    control TEXT,
+    cls TEXT,                   -- R U S E, or NULL
+    outcome TEXT,               -- OK, HIT, NO HIT, or a switch code such as .22.
+    bytes INTEGER,
+    osn INTEGER,
+    text TEXT,
+    event TEXT,                 -- security and admin records: SIGN-ON, LOCK, ...
+    prev TEXT NOT NULL,
+    hash TEXT NOT NULL
+);
+CREATE INDEX journal_ts ON journal (ts);
+CREATE INDEX journal_ori_ts ON journal (ori, ts);
+CREATE INDEX journal_terminal_ts ON journal (terminal, ts);
+CREATE INDEX journal_operator_ts ON journal (operator, ts);
+CREATE INDEX journal_mke_ts ON journal (mke, ts);
+CREATE TABLE dissemination (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    ts TEXT NOT NULL,
+    operator TEXT,
+    ori TEXT,
+    terminal TEXT,
+    mke TEXT,
+    atn TEXT,
+    pur TEXT,
+    subject TEXT,
+    journal_seq INTEGER,        -- the journal record of the inquiry
+    prev TEXT NOT NULL,
+    hash TEXT NOT NULL
+);
+CREATE INDEX dissemination_ts ON dissemination (ts);
+CREATE INDEX dissemination_ori_ts ON dissemination (ori, ts);
+CREATE INDEX dissemination_operator_ts ON dissemination (operator, ts);
+CREATE INDEX dissemination_subject ON dissemination (subject);
+-- Where each chain resumes after retention pruning: the last pruned record.
+CREATE TABLE journal_anchor (
+    chain TEXT PRIMARY KEY,     -- table name: journal or dissemination
+    seq INTEGER NOT NULL,
+    hash TEXT NOT NULL,
+    pruned_at TEXT NOT NULL,
+    cutoff TEXT NOT NULL
+);
+"""
+
+# Durable per-terminal output queues (lems.traffic.delivery).
+DELIVERY_QUEUE = """
+CREATE TABLE outbound (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    terminal TEXT NOT NULL,
+    ori TEXT NOT NULL,          -- the terminal's agency (console: queue_for)
+    priority INTEGER NOT NULL,  -- 0 SM, 1 hit confirmation, 2 ordinary, 3 broadcast
+    cls TEXT NOT NULL,
+    ref TEXT NOT NULL DEFAULT '',
+    text TEXT NOT NULL,
+    queued TEXT NOT NULL,       -- UTC CCYYMMDDhhmmssff
+    osn INTEGER,                -- set once written to an ack terminal, kept for the resend
+    payload BLOB                -- the frame as written, resent byte for byte until ACK
+);
+CREATE INDEX outbound_terminal ON outbound (terminal, priority, id);
+CREATE INDEX outbound_ori ON outbound (ori);
+"""
+
+# Open hit confirmation requests and their timers (lems.traffic.hits).
+HIT_CONFIRMATION = """
+CREATE TABLE hit_request (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    nic TEXT NOT NULL,
+    requester TEXT NOT NULL,     -- ORI that sent the YQ
+    terminal TEXT NOT NULL,      -- terminal it came from
+    entering TEXT NOT NULL,      -- ORI that entered the record (the YQ's destination)
+    control TEXT,
+    priority TEXT NOT NULL,      -- U or R
+    rno INTEGER NOT NULL,        -- the request now outstanding, 1 to 3
+    fields TEXT NOT NULL,        -- the YQ's fields (JSON pairs), to send the next request
+    wait REAL NOT NULL,          -- minutes allowed for the outstanding request
+    opened TEXT NOT NULL,        -- UTC ISO times; they sort as text
+    due TEXT NOT NULL,
+    state TEXT NOT NULL,         -- open, pending (CNF/P), expired (after RNO/3), closed
+    answer TEXT,                 -- last CNF
+    closed TEXT
+);
+CREATE INDEX hit_request_due ON hit_request (state, due);
+CREATE INDEX hit_request_nic ON hit_request (nic, requester, entering);
+"""
+
+# Records entered at run time and the NIC sequence (lems.files.filehandler).
+ENTERED_RECORDS = """
+CREATE TABLE nic_sequence (
+    letter TEXT PRIMARY KEY,     -- NIC file letter
+    last INTEGER NOT NULL        -- the last number given; the next entry gets a higher one
+);
+CREATE TABLE entered_record (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,   -- entry order (indexes are rebuilt in it)
+    nic TEXT NOT NULL UNIQUE,
+    file TEXT NOT NULL,
+    record_set TEXT NOT NULL,
+    status TEXT NOT NULL,
+    record TEXT NOT NULL,        -- the record as it is now (JSON, lems.files.records.record_to_json)
+    action TEXT NOT NULL,        -- the last change: enter, modify, cancel, locate, clear
+    ori TEXT NOT NULL,           -- the ORI that made the last change
+    changed TEXT NOT NULL        -- UTC ISO time of the last change
+);
+"""
+
+MIGRATIONS: tuple[Migration, ...] = (
+    ("0001_core", CORE),
+    ("0002_journal", JOURNAL),
+    ("0003_delivery_queue", DELIVERY_QUEUE),
+    ("0004_hit_confirmation", HIT_CONFIRMATION),
+    ("0005_entered_records", ENTERED_RECORDS),
+)
+
+RENAMED = {
+    "0003_hit_confirmation": "0004_hit_confirmation",
+    "0004_entered_records": "0005_entered_records",
+}

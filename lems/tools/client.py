@@ -1,0 +1,162 @@
+"""A terminal's side of the link, for people, scripts and tests.
+
+Blocking sockets and the stdlib ``ssl`` module, with the project's own framers:
+what a vendor's terminal does, and simple enough to read as an example.
+``lems send`` and ``lems term`` are built on it; so are the integration tests.
+"""
+
+from __future__ import annotations
+
+import itertools
+import socket
+import ssl
+import time
+from pathlib import Path
+from typing import Optional
+
+from lems.wire import framing
+from lems.wire.headers import INPUT_HEADER_LEN, OUTPUT_HEADER_LEN, Input, Output
+
+
+class LinkClosed(Exception):
+    """The switch closed the connection (or it broke)."""
+
+
+class ReplyTimeout(Exception):
+    """No reply arrived in time."""
+
+
+def tls_context(ca: Path, cert: Optional[Path], key: Optional[Path]) -> ssl.SSLContext:
+    ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(ca))
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    if cert is not None:
+        ctx.load_cert_chain(str(cert), str(key) if key else None)
+    return ctx
+
+
+class TerminalClient:
+    def __init__(self, host: str, port: int, ca: Path, cert: Optional[Path], key: Optional[Path],
+                 framing_name: str = "stx", timeout: float = 10.0, ack: bool = False,
+                 server_name: str = "localhost") -> None:
+        self.host, self.port = host, port
+        self.context = tls_context(ca, cert, key)
+        self.server_name = server_name
+        self.framer = framing.FRAMERS[framing_name](max_payload=1 << 20, max_garbage=1 << 30)
+        self.encode = framing.FRAMERS[framing_name].encode
+        self.timeout = timeout
+        self.ack = ack
+        self.sock: Optional[ssl.SSLSocket] = None
+        self.frames: list[Output] = []  # received, not yet taken
+        self.unsolicited: list[Output] = []  # U and S frames seen while waiting for replies
+        self.ori = ""
+        self._refs = itertools.count(1)
+
+    # -- connection -----------------------------------------------------------------
+
+    def connect(self) -> "TerminalClient":
+        raw = socket.create_connection((self.host, self.port), timeout=self.timeout)
+        try:
+            self.sock = self.context.wrap_socket(raw, server_hostname=self.server_name)
+        except BaseException:
+            raw.close()
+            raise
+        return self
+
+    def close(self) -> None:
+        if self.sock is not None:
+            try:
+                self.sock.close()
+            finally:
+                self.sock = None
+
+    def __enter__(self) -> "TerminalClient":
+        return self.connect() if self.sock is None else self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- frames -----------------------------------------------------------------------
+
+    def send_raw(self, data: bytes) -> None:
+        assert self.sock is not None
+        self.sock.sendall(data)
+
+    def send(self, text: str, ref: Optional[str] = None, opr: str = "") -> str:
+        """Send one message; returns the REF used."""
+        ref = ref if ref is not None else f"R{next(self._refs):09d}"
+        self.send_raw(self.encode(Input(ref, opr, text).to_wire()))
+        return ref
+
+    def _fill(self, deadline: float) -> None:
+        assert self.sock is not None
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise ReplyTimeout("no frame from the switch in time")
+        self.sock.settimeout(remaining)
+        try:
+            data = self.sock.recv(65536)
+        except socket.timeout:
+            raise ReplyTimeout("no frame from the switch in time") from None
+        except (ConnectionError, ssl.SSLError, OSError) as exc:
+            raise LinkClosed(str(exc)) from exc
+        if not data:
+            raise LinkClosed("the switch closed the connection")
+        for event in self.framer.feed(data):
+            if isinstance(event, framing.Frame) and len(event.payload) >= OUTPUT_HEADER_LEN:
+                out = Output.from_wire(event.payload)
+                self.frames.append(out)
+                if self.ack and out.cls in ("U", "S") and self.ori:
+                    self.send(f"ACK.{self.ori}.OSN/{out.osn:05d}", ref="ACK")
+
+    def receive(self, timeout: Optional[float] = None) -> Output:
+        """The next frame of any class."""
+        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
+        while not self.frames:
+            self._fill(deadline)
+        return self.frames.pop(0)
+
+    def reply(self, ref: str, timeout: Optional[float] = None) -> Output:
+        """The R or E frame answering ``ref``; U and S frames meanwhile go to ``unsolicited``."""
+        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
+        while True:
+            for i, out in enumerate(self.frames):
+                if out.cls in ("R", "E") and out.ref == ref:
+                    del self.frames[i]
+                    return out
+            for out in [f for f in self.frames if f.cls in ("U", "S")]:
+                self.frames.remove(out)
+                self.unsolicited.append(out)
+            self._fill(deadline)
+
+    def request(self, text: str, opr: str = "", timeout: Optional[float] = None) -> Output:
+        return self.reply(self.send(text, opr=opr), timeout)
+
+    def banner(self, timeout: Optional[float] = None) -> Output:
+        return self.receive(timeout)
+
+    def sign_on(self, ori: str, operator: str, password: str, otp: Optional[str] = None) -> Output:
+        self.ori = ori
+        text = f"SON.{ori}.OPR/{operator}.PWD/{password}" + (f".OTP/{otp}" if otp else "")
+        return self.request(text)
+
+
+def for_terminal(home: Path, terminal: str, port: Optional[int] = None, host: Optional[str] = None,
+                 listener: Optional[str] = None, timeout: float = 10.0) -> TerminalClient:
+    """A client for one of a home's terminals, with its certificate and the home's listener."""
+    from lems.base.conf import Settings
+    from lems.base.registry import Registry
+
+    settings = Settings.load(home)
+    chosen = settings.listeners[0]
+    if listener:
+        chosen = next(lst for lst in settings.listeners if lst.name == listener)
+    registry = Registry.load(settings.home / "terminals")
+    term = registry.terminals.get(terminal.upper())
+    pki_dir = settings.pki_dir
+    return TerminalClient(host or chosen.host, port or chosen.port, pki_dir / "ca.crt",
+                          pki_dir / "terminals" / f"{terminal.upper()}.crt",
+                          pki_dir / "terminals" / f"{terminal.upper()}.key",
+                          chosen.framing, timeout=timeout, ack=bool(term and term.ack))
+
+
+__all__ = ["TerminalClient", "LinkClosed", "ReplyTimeout", "for_terminal", "INPUT_HEADER_LEN"]

@@ -1,0 +1,86 @@
+"""Homes: the demo home that ships with lems, and ``lems init DIR``.
+
+A home is formats/, terminals/, routes/ and conf/ (data, in git for the demo)
+plus var/ (the running switch's state: store, PKI, logs; never in git).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+import sys
+from pathlib import Path
+from typing import Any, Optional
+
+import attrs
+
+from lems.net import console
+from lems.net import pki as pki_mod
+from lems.base.clock import SystemClock
+from lems.base.conf import Settings
+from lems.base.registry import Registry, Terminal
+
+HOME_PARTS = ("formats", "terminals", "routes", "conf")
+DEMO_PASSWORD = "LemsDemo#2026"
+
+
+def demo_source() -> Path:
+    """The demo home: the checkout this lems runs from, or the copy pip installed."""
+    checkout = Path(__file__).resolve().parents[2]
+    if all((checkout / part).is_dir() for part in HOME_PARTS) and (checkout / "conf" / "lems.toml").exists():
+        return checkout
+    for prefix in (sys.prefix, sys.base_prefix, str(Path.home() / ".local")):
+        installed = Path(prefix) / "share" / "lems" / "demo"
+        if (installed / "conf" / "lems.toml").exists():
+            return installed
+    raise FileNotFoundError("the demo home is missing from this installation of lems")
+
+
+def is_home(path: Path) -> bool:
+    return (Path(path) / "conf" / "lems.toml").exists()
+
+
+def init(dest: Path, clock: Any = None, source: Optional[Path] = None, refresh_dates: bool = True) -> Registry:
+    """Write a fresh home at ``dest``: the demo data, a new CA, the switch's and every terminal's certificate.
+
+    Agreement and certification dates are moved relative to today so that a
+    fresh demo home is always in force (the repository's copy ages; a new home does not).
+    """
+    clock = clock or SystemClock()
+    dest = Path(dest)
+    if dest.exists() and any(dest.iterdir()):
+        raise FileExistsError(f"{dest} is not empty; `lems init` writes a fresh home into an empty directory")
+    source = source or demo_source()
+    dest.mkdir(parents=True, exist_ok=True)
+    for part in HOME_PARTS:
+        shutil.copytree(source / part, dest / part,
+                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc", ".*"))
+    registry = Registry.load(dest / "terminals")
+    if refresh_dates:
+        registry = _refresh_dates(registry, clock.now().date())
+    settings = Settings.load(dest)
+    ca = pki_mod.Pki(settings.pki_dir, clock=clock)
+    ca.create_ca()
+    ca.issue_server()
+    for terminal in list(registry.terminals.values()):
+        registry = issue_terminal(registry, ca, terminal)
+    # The console's host key and a local administrator's key pair, listed in admin_keys.
+    console.init_keys(dest, settings.authorized_keys)
+    return registry
+
+
+def issue_terminal(registry: Registry, ca: "pki_mod.Pki", terminal: Terminal) -> Registry:
+    """Issue a certificate for a terminal and bind the terminal to its fingerprint."""
+    issued = ca.issue_terminal(terminal.id, terminal.ori)
+    return registry.with_terminal(attrs.evolve(terminal, fingerprint=issued.fingerprint))
+
+
+def _refresh_dates(registry: Registry, today: dt.date) -> Registry:
+    days = dt.timedelta
+    for agency in list(registry.agencies.values()):
+        agreement = attrs.evolve(agency.agreement, signed=today - days(60), review_due=today + days(300))
+        registry = registry.with_agency(attrs.evolve(agency, agreement=agreement))
+    for op in list(registry.operators.values()):
+        registry = registry.with_operator(attrs.evolve(
+            op, guide_issued=today - days(120), certified=today - days(90), background_check=today - days(150)))
+    return registry

@@ -1,0 +1,115 @@
+"""Traffic capture: every frame in and out, per terminal, as JSON Lines (PROTOCOL.md 7).
+
+    {"t": 1.2345, "terminal": "T0100001", "dir": "in", "ref": "R000000001", "cls": null, "text": "HBT"}
+
+``lems serve --capture FILE`` gives the link a ``Capture``.  The link hands it
+each good input frame as it arrives and each output payload as the outbox
+writes it; lines are kept in memory and written once per reactor turn (when the
+outbox flushes), so a busy turn costs one ``write`` and not one per frame.
+``read`` loads a capture back for ``lems replay``, checking every line.
+
+A capture holds what the terminals sent, sign-on passwords included (replay
+signs the operators on again with them): treat it like the audit journal.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import IO, Any, Callable, Iterable, Iterator, Optional
+
+from lems.wire import framing
+from lems.wire.headers import INPUT_HEADER_LEN, OUTPUT_HEADER_LEN
+
+DIRECTIONS = ("in", "out")
+CLASSES = ("R", "U", "S", "E")
+
+
+class CaptureError(ValueError):
+    """A capture line that is not a PROTOCOL.md 7 frame object."""
+
+    def __init__(self, path: Path | str, line: int, reason: str) -> None:
+        super().__init__(f"{path}:{line}: {reason}")
+
+
+class Capture:
+    """Buffers frame lines and writes them out when told to (once per reactor turn)."""
+
+    def __init__(self, out: IO[str], clock: Callable[[], float] = time.monotonic) -> None:
+        self.out = out
+        self.clock = clock
+        self.start = clock()
+        self.lines: list[str] = []
+        self.count = 0
+
+    @classmethod
+    def open(cls, path: Path | str) -> "Capture":
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return cls(open(path, "w", encoding="ascii", newline="\n"))
+
+    def _add(self, terminal: str, direction: str, ref: str, cls: Optional[str], text: str) -> None:
+        self.lines.append(json.dumps({"t": round(self.clock() - self.start, 4), "terminal": terminal,
+                                      "dir": direction, "ref": ref, "cls": cls, "text": text}) + "\n")
+
+    def inbound(self, terminal: str, events: Iterable[framing.Event]) -> None:
+        """The good frames among one read's framing events (bad framing is not a frame)."""
+        for event in events:
+            if isinstance(event, framing.Frame):
+                payload = event.payload
+                if len(payload) >= INPUT_HEADER_LEN:
+                    ref, text = payload[:10].decode("ascii").rstrip(" "), payload[INPUT_HEADER_LEN:]
+                else:  # too short for a header: the switch answers .10. with a blank REF
+                    ref, text = "", payload
+                self._add(terminal, "in", ref, None, text.decode("ascii"))
+
+    def outbound(self, terminal: str, payload: bytes) -> None:
+        """One output payload (32-byte header + text) as the outbox writes it."""
+        self._add(terminal, "out", payload[5:15].decode("ascii").rstrip(" "), chr(payload[15]),
+                  payload[OUTPUT_HEADER_LEN:].decode("ascii"))
+
+    def flush(self) -> None:
+        if self.lines:
+            self.out.write("".join(self.lines))
+            self.out.flush()
+            self.count += len(self.lines)
+            self.lines.clear()
+
+    def close(self) -> None:
+        self.flush()
+        self.out.close()
+
+
+def parse_line(raw: str, path: Path | str = "<capture>", number: int = 0) -> dict[str, Any]:
+    """One capture line, checked; raises ``CaptureError`` naming the line."""
+    try:
+        obj = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise CaptureError(path, number, f"not JSON: {exc.msg}") from None
+    if not isinstance(obj, dict):
+        raise CaptureError(path, number, "not a JSON object")
+    missing = [k for k in ("t", "terminal", "dir", "ref", "cls", "text") if k not in obj]
+    if missing:
+        raise CaptureError(path, number, f"missing {', '.join(missing)}")
+    if not isinstance(obj["t"], (int, float)) or obj["t"] < 0:
+        raise CaptureError(path, number, "t must be a number of seconds, not negative")
+    if obj["dir"] not in DIRECTIONS:
+        raise CaptureError(path, number, "dir must be \"in\" or \"out\"")
+    if obj["dir"] == "out" and obj["cls"] not in CLASSES:
+        raise CaptureError(path, number, f"an out frame's cls must be one of {', '.join(CLASSES)}")
+    for key in ("terminal", "ref", "text"):
+        if not isinstance(obj[key], str):
+            raise CaptureError(path, number, f"{key} must be a string")
+    if len(obj["ref"]) > 10:
+        raise CaptureError(path, number, "ref is longer than 10 characters")
+    obj["terminal"] = obj["terminal"].upper()
+    return obj
+
+
+def read(path: Path | str) -> Iterator[dict[str, Any]]:
+    """The frames of a capture file in order; blank lines are skipped."""
+    with open(path, encoding="ascii") as lines:
+        for number, raw in enumerate(lines, 1):
+            if raw.strip():
+                yield parse_line(raw, path, number)
