@@ -213,9 +213,8 @@ def test_ack_for_another_agency_is_21(running):
     assert reply.cls == "E" and reply.text.startswith(".21.")
 
 
-def test_enqueue_for_other_components(running):
-    delivery = running.switch.router.delivery
-    assert running.call(delivery.enqueue, running.switch, "T0200001", "U", "LOCATE NOTICE TEST", 2) == "queued"
+def test_a_frame_outside_any_input_is_queued_for_an_offline_terminal(running):
+    assert running.call(running.switch.send_to_terminal, "T0200001", "U", "LOCATE NOTICE TEST", 2) == "queued"
     d = running.client("T0200001").connect()
     d.receive()
     assert d.receive().text == "LOCATE NOTICE TEST"

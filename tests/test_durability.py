@@ -170,7 +170,7 @@ def test_sigkill_mid_load_loses_nothing_acknowledged(home, killed):
 
         # The open hit confirmation survived: its timer fires ten minutes after it was sent.
         requester = restarted.signed_on("T0100002", "OR9990100", "OP010001")
-        assert [h.nic for h in restarted.call(restarted.switch.router.delivery.open_hits)] == [NIC]
+        assert [h.nic for h in restarted.call(restarted.switch.router.hits.open_hits)] == [NIC]
         clock.current = yq_sent + dt.timedelta(minutes=10, seconds=1)
         restarted.tick()
         notice = wait_for(requester, "NOT ANSWERED")

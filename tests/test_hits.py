@@ -19,7 +19,7 @@ def parties(running):
 
 
 def open_hits(running):
-    return running.call(running.switch.router.delivery.open_hits)
+    return running.call(running.switch.router.hits.open_hits)
 
 
 def test_urgent_yq_unanswered_then_rno2_then_yr_closes(running, clock):

@@ -233,7 +233,7 @@ class Admin:
         try:
             codec = Codec.from_dir(home / "formats")
             registry = Registry.load(home / "terminals")
-            router = load_router(home, sw.settings, codec, sw.store, sw.clock)
+            router = load_router(home, sw.settings, codec, sw.store, sw.clock, sw.trail)
         except Exception as exc:  # any failure, whatever its kind, must leave the running switch as it was
             raise AdminError(f"RELOAD REFUSED, RUNNING CONFIGURATION KEPT: {type(exc).__name__}: {exc}") from None
         sw.replace(codec, registry, router)

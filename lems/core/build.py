@@ -15,12 +15,17 @@ from lems.base.registry import Registry
 from lems.core.router import Router
 from lems.core.switch import Switch
 from lems.store import Store
+from lems.store.trail import AuditTrail
 from lems.wire.codec import Codec
 
 
-def load_router(home: Path, settings: Settings, codec: Codec, store: Store, clock: Any) -> Router:
-    """The route table, its handlers and the traffic steps (raises RouteError with the reason)."""
-    return Router.from_home(Path(home), settings, codec, store, clock)
+def load_router(home: Path, settings: Settings, codec: Codec, store: Store, clock: Any,
+                trail: AuditTrail) -> Router:
+    """The route table, its handlers and the traffic steps (raises RouteError with the reason).
+
+    ``trail`` is the switch's: the journal has one writer (a reload passes ``switch.trail``).
+    """
+    return Router.from_home(Path(home), settings, codec, store, clock, trail)
 
 
 def build_switch(home: Path, settings: Settings, store: Store, clock: Any, log: Optional[Any] = None) -> Switch:
@@ -28,5 +33,5 @@ def build_switch(home: Path, settings: Settings, store: Store, clock: Any, log: 
     home = Path(home)
     registry = Registry.load(home / "terminals")
     codec = Codec.from_dir(home / "formats")
-    router = load_router(home, settings, codec, store, clock)
+    router = load_router(home, settings, codec, store, clock, AuditTrail(store, clock))
     return Switch(settings, registry, codec, router, store, clock, log)

@@ -1,12 +1,13 @@
-"""One terminal's session: sign-on, locks, timers, one reply per input.
+"""One terminal's session: its state, the legal transitions, numbered output.
 
-Sans-IO.  The link feeds it framing events and calls ``tick`` on a timer; it
-returns actions: ``Send(payload)`` to write, ``Close(reason)`` to hang up and
-``CheckPassword`` when a sign-on needs the (slow, ~50 ms) scrypt comparison,
-which the link runs off the reactor thread and answers with ``signon_checked``.
-Time comes from the injected clock.
+Sans-IO and switch-free.  The session knows what state it is in and what each
+kind of input may do in that state (``TRANSITIONS``, below); it numbers,
+stamps, journals and encodes every frame it sends (``emit``) and applies the
+inactivity rules on ``tick``.  It never calls the switch: the switch's
+transaction chain (lems.core.switch) asks it what an input may do, runs the
+step, and hands it the result to send.  Time comes from the injected clock.
 
-States (legal transitions; everything else is refused with a code):
+States (the legal transitions; everything else is refused with a code):
 
     IDENTIFIED --SON ok--> SIGNED_ON --SOF--> IDENTIFIED
     SIGNED_ON --30 min without operator activity--> LOCKED --SON ok--> SIGNED_ON
@@ -17,18 +18,19 @@ States (legal transitions; everything else is refused with a code):
 from __future__ import annotations
 
 import enum
-from typing import TYPE_CHECKING, Optional, Union
+from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 
 import attrs
 
-from lems.wire import framing
 from lems.base.clock import stamp
 from lems.base.errors import Reject
-from lems.wire.headers import INPUT_HEADER_LEN, Input, output_bytes
+from lems.base.events import Action, Close, Send
+from lems.wire.headers import output_bytes
 
 if TYPE_CHECKING:  # pragma: no cover
+    from lems.base.conf import SessionRules
     from lems.base.registry import Operator, Terminal
-    from lems.core.switch import Switch
+    from lems.store.trail import AuditTrail
 
 
 class State(enum.Enum):
@@ -39,34 +41,51 @@ class State(enum.Enum):
     CLOSED = "closed"
 
 
-# Keys a terminal may send without a signed-on operator.
-BEFORE_SIGNON = frozenset({"SON", "HBT", "ACK"})
+class Step(enum.Enum):
+    """What the switch does with an input the session admits."""
+
+    HEARTBEAT = "heartbeat"
+    ACKNOWLEDGE = "acknowledge"
+    SIGN_ON = "sign-on"
+    SIGN_OFF = "sign-off"
+    TRANSACT = "transact"                 # the signed-on operator's message
+    INTERFACE = "interface"               # the operator named in the input header
+
+
 # Keys that are not operator activity (they do not hold a session open).
 NOT_ACTIVITY = frozenset({"HBT", "ACK"})
 
+_SIGN_ON_REQUIRED = Reject(".20.", "SIGN-ON REQUIRED")
+_LOCKED = Reject(".20.", "SESSION LOCKED AFTER INACTIVITY - SIGN ON AGAIN")
+_NO_SIGN_ON = Reject(".22.", "INTERFACE TERMINALS NAME THE OPERATOR IN THE INPUT HEADER; NO SIGN-ON")
 
-@attrs.frozen
-class Send:
-    payload: bytes
-    osn: int
-    cls: str
+Admitted = Union[Step, Reject]
+
+# (state, kind of input) -> the step it starts, or the refusal.  The kinds are
+# the session keys and "*" for every other key.  HBT and ACK are taken in every
+# live state; a closed session takes nothing.
+TRANSITIONS: dict[tuple[State, str], Admitted] = {
+    **{(state, "HBT"): Step.HEARTBEAT for state in State if state is not State.CLOSED},
+    **{(state, "ACK"): Step.ACKNOWLEDGE for state in State if state is not State.CLOSED},
+    (State.IDENTIFIED, "SON"): Step.SIGN_ON,
+    (State.IDENTIFIED, "SOF"): _SIGN_ON_REQUIRED,
+    (State.IDENTIFIED, "*"): _SIGN_ON_REQUIRED,
+    (State.SIGNED_ON, "SON"): Step.SIGN_ON,
+    (State.SIGNED_ON, "SOF"): Step.SIGN_OFF,
+    (State.SIGNED_ON, "*"): Step.TRANSACT,
+    (State.LOCKED, "SON"): Step.SIGN_ON,
+    (State.LOCKED, "SOF"): _LOCKED,
+    (State.LOCKED, "*"): _LOCKED,
+    (State.INTERFACE, "SON"): _NO_SIGN_ON,
+    (State.INTERFACE, "SOF"): _NO_SIGN_ON,
+    (State.INTERFACE, "*"): Step.INTERFACE,
+}
 
 
-@attrs.frozen
-class Close:
-    reason: str
-
-
-@attrs.frozen
-class CheckPassword:
-    """Ask the link to verify a sign-on's password off the reactor thread."""
-
-    token: int
-    stored: str
-    password: str
-
-
-Action = Union[Send, Close, CheckPassword]
+def admitted(state: State, mke: str) -> Optional[Admitted]:
+    """The transition for key ``mke`` in ``state`` (None: a closed session ignores it)."""
+    kind = mke if mke in ("HBT", "ACK", "SON", "SOF") else "*"
+    return TRANSITIONS.get((state, kind))
 
 
 @attrs.define
@@ -80,10 +99,13 @@ class PendingSignOn:
 
 @attrs.define(eq=False)
 class Session:
-    switch: "Switch"
     terminal: "Terminal"
     remote: str
     id: str
+    clock: Any
+    rules: "SessionRules"
+    trail: "AuditTrail"
+    number: Callable[[str], int]          # the next output sequence number of a terminal
     state: State = State.IDENTIFIED
     operator: Optional["Operator"] = None
     last_activity: float = 0.0
@@ -91,123 +113,71 @@ class Session:
     _tokens: int = 0
 
     @property
-    def clock(self):
-        return self.switch.clock
-
-    @property
     def exempt(self) -> bool:
-        return self.terminal.type in self.switch.settings.session.exempt_types or self.terminal.type == "interface"
+        return self.terminal.type in self.rules.exempt_types or self.terminal.type == "interface"
 
     @property
     def busy(self) -> bool:
         """A sign-on is being checked; the link holds further input until it is done."""
         return self.pending is not None
 
+    @property
+    def closed(self) -> bool:
+        return self.state is State.CLOSED
+
     # -- output ---------------------------------------------------------------
 
     def emit(self, cls: str, text: str, ref: str = "") -> Send:
         """Number, stamp, journal and encode one output frame for this terminal."""
-        osn = self.switch.store.next_osn(self.terminal.id)
-        ts = stamp(self.clock.now())
-        payload = output_bytes(osn, ref, cls, ts, text)
-        self.switch.audit("out", self, ref=ref, cls=cls, osn=osn, text=text, nbytes=len(payload))
+        osn = self.number(self.terminal.id)
+        payload = output_bytes(osn, ref, cls, stamp(self.clock.now()), text)
+        self.trail.record("out", self, ref=ref, cls=cls, osn=osn, text=text, nbytes=len(payload))
         return Send(payload, osn, cls)
 
-    def _error(self, reject: Reject, ref: str) -> list[Action]:
+    def refuse(self, reject: Reject, ref: str = "") -> list[Action]:
         return [self.emit("E", reject.text(), ref)]
 
     # -- life cycle -------------------------------------------------------------
 
-    def start(self) -> list[Action]:
+    def start(self, banner: str) -> list[Action]:
         """The handshake is done and the terminal identified: send the banner."""
         self.last_activity = self.clock.monotonic()
-        self.switch.audit("security", self, event="CONNECT")
+        self.trail.record("security", self, event="CONNECT")
         if self.terminal.type == "interface":
             self.state = State.INTERFACE
-        return [self.emit("S", self.switch.settings.banner)]
+        return [self.emit("S", banner)]
 
-    def receive(self, event: framing.Event) -> list[Action]:
+    def admit(self, mke: str) -> Optional[Admitted]:
+        """What an input with key ``mke`` may do now; operator activity restarts the timers."""
         if self.state is State.CLOSED:
-            return []
-        if isinstance(event, framing.Overrun):
-            self.switch.audit("security", self, event="GARBAGE OVERRUN", outcome=".10.", text=event.reason)
-            return [self.emit("E", Reject(".10.", event.reason).text()), *self._close(event.reason)]
-        if isinstance(event, framing.FrameError):
-            original = event.original.decode("ascii")
-            self.switch.audit("in", self, outcome=event.code, text=original, nbytes=len(event.original))
-            return self._error(Reject(event.code, event.reason, original), "")
-        return self._input(event.payload)
-
-    def _input(self, payload: bytes) -> list[Action]:
-        if len(payload) < INPUT_HEADER_LEN:
-            text = payload.decode("ascii")
-            self.switch.audit("in", self, outcome=".10.", text=text, nbytes=len(payload))
-            return self._error(Reject(".10.", f"INPUT HEADER MUST BE {INPUT_HEADER_LEN} CHARACTERS", text), "")
-        inp = Input.from_wire(payload)
-        mke = self.switch.peek_key(inp.text)
-        self.switch.audit("in", self, ref=inp.ref, mke=mke, text=inp.text, nbytes=len(payload))
+            return None
         if mke not in NOT_ACTIVITY:
             self.last_activity = self.clock.monotonic()
-        try:
-            if mke == "HBT":
-                self.switch.parse(inp.text)
-                return [self.emit("R", "HBT", inp.ref)]
-            if mke == "ACK":
-                return [self.emit("R", self.switch.acknowledge(self, self.switch.parse(inp.text)), inp.ref)]
-            if self.state is State.INTERFACE:
-                return self._interface(inp, mke)
-            if mke == "SON":
-                return self._sign_on(inp)
-            if self.state is not State.SIGNED_ON:
-                reason = ("SESSION LOCKED AFTER INACTIVITY - SIGN ON AGAIN" if self.state is State.LOCKED
-                          else "SIGN-ON REQUIRED")
-                raise Reject(".20.", reason)
-            if mke == "SOF":
-                return self._sign_off(inp)
-            return [self.switch.transact(self, inp, self.operator)]
-        except Reject as reject:
-            reject.with_original(inp.text)
-            return self._error(reject, inp.ref)
-
-    def _interface(self, inp: Input, mke: str) -> list[Action]:
-        if mke in ("SON", "SOF"):
-            raise Reject(".22.", "INTERFACE TERMINALS NAME THE OPERATOR IN THE INPUT HEADER; NO SIGN-ON")
-        operator = self.switch.interface_operator(self, inp.opr)
-        return [self.switch.transact(self, inp, operator)]
+        return admitted(self.state, mke)
 
     # -- sign-on ----------------------------------------------------------------
 
-    def _sign_on(self, inp: Input) -> list[Action]:
-        msg = self.switch.parse(inp.text)
-        operator_id = msg.get("OPR", "")
-        stored = self.switch.signon_precheck(self, msg)
+    def begin_sign_on(self, pending: PendingSignOn) -> int:
+        """A sign-on waits for its password check; returns the token the answer must carry."""
         self._tokens += 1
-        self.pending = PendingSignOn(inp.ref, msg.ori, operator_id, msg.get("OTP"), inp.text)
-        return [CheckPassword(self._tokens, stored, msg.get("PWD", ""))]
+        self.pending = pending
+        return self._tokens
 
-    def signon_checked(self, token: int, password_ok: bool) -> list[Action]:
-        """The link's answer to ``CheckPassword``."""
+    def end_sign_on(self, token: int) -> Optional[PendingSignOn]:
+        """The password check answered: the sign-on it was for, or None when it is stale."""
         pending, self.pending = self.pending, None
         if pending is None or token != self._tokens or self.state is State.CLOSED:
-            return []
-        try:
-            operator, lines = self.switch.sign_on(self, pending.ori, pending.operator_id, password_ok, pending.otp)
-        except Reject as reject:
-            reject.with_original(pending.raw[:pending.raw.find(".PWD/")] if ".PWD/" in pending.raw else "SON")
-            return self._error(reject, pending.ref)
+            return None
+        return pending
+
+    def signed_on(self, operator: "Operator") -> None:
         self.operator = operator
         self.state = State.SIGNED_ON
         self.last_activity = self.clock.monotonic()
-        return [self.emit("R", "\n".join(lines), pending.ref)]
 
-    def _sign_off(self, inp: Input) -> list[Action]:
-        msg = self.switch.parse(inp.text)
-        if msg.ori != (self.operator.ori if self.operator else ""):
-            raise Reject(".21.", f"SIGN-OFF ORI {msg.ori} IS NOT THE SIGNED-ON OPERATOR'S AGENCY")
-        self.switch.audit("security", self, event="SIGN-OFF", ref=inp.ref)
+    def signed_off(self) -> None:
         self.operator = None
         self.state = State.IDENTIFIED
-        return [self.emit("R", f"SIGN-OFF ACCEPTED {msg.ori}", inp.ref)]
 
     # -- timers -------------------------------------------------------------------
 
@@ -216,20 +186,20 @@ class Session:
         if self.state is State.CLOSED or self.exempt:
             return []
         idle = self.clock.monotonic() - self.last_activity
-        rules = self.switch.settings.session
+        rules = self.rules
         if idle >= rules.disconnect_after_minutes * 60:
-            self.switch.audit("security", self, event="IDLE DISCONNECT")
+            self.trail.record("security", self, event="IDLE DISCONNECT")
             notice = self.emit("S", f"DISCONNECTED AFTER {rules.disconnect_after_minutes:g} MINUTES WITHOUT ACTIVITY")
-            return [notice, *self._close("idle timeout")]
+            return [notice, *self.hang_up("idle timeout")]
         if self.state is State.SIGNED_ON and idle >= rules.lock_after_minutes * 60:
             self.state = State.LOCKED
-            self.switch.audit("security", self, event="SESSION LOCK")
+            self.trail.record("security", self, event="SESSION LOCK")
             self.operator = None
             return [self.emit("S", f"SESSION LOCKED AFTER {rules.lock_after_minutes:g} MINUTES WITHOUT "
                                    "ACTIVITY - SIGN ON AGAIN")]
         return []
 
-    def _close(self, reason: str) -> list[Action]:
+    def hang_up(self, reason: str) -> list[Action]:
         self.state = State.CLOSED
         return [Close(reason)]
 
@@ -238,5 +208,5 @@ class Session:
         if self.state is State.CLOSED:
             return []
         actions: list[Action] = [self.emit(*notice)] if notice else []
-        self.switch.audit("security", self, event="DISCONNECT", text=reason)
-        return actions + self._close(reason)
+        self.trail.record("security", self, event="DISCONNECT", text=reason)
+        return actions + self.hang_up(reason)

@@ -1,34 +1,36 @@
-"""The switch: identify, sign on, and run each message through the chain
+"""The switch: identify, sign on, and run each input through the chain
 
-    parse -> authorise -> route -> reply (-> journal, by every step that acts)
+    frame -> session admits it -> parse -> authorise -> route (a step) -> deliver notices -> reply
 
-Sans-IO like the session: it holds the registry, the catalogues, the handlers,
-the store and the journal, and talks to live sessions only through the ``Hub``
-(which the link fills).  Nothing here imports Twisted.
+Sans-IO like the session: it holds the registry, the catalogues, the router,
+the store and the audit trail, and reaches live sessions only through the
+``Hub`` (which the link fills).  The link hands it every framing event with
+the session it belongs to (``receive``) and carries out the actions it
+returns.  Nothing here imports Twisted.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import uuid
-from typing import TYPE_CHECKING, Any, Callable, Optional
+from typing import Any, Callable, Optional
 
 import structlog
 
 from lems.base import credentials
-from lems.wire.codec import Codec
 from lems.base.conf import Settings
 from lems.base.errors import Reject
-from lems.wire.headers import Input
-from lems.store.journal import Journal
-from lems.wire.message import Message
-from lems.core.policy import Policy
+from lems.base.events import Action, CheckPassword, Notice, Send, Transaction
 from lems.base.registry import Operator, Registry, Terminal
+from lems.core.policy import Policy
 from lems.core.router import Router
-from lems.store.sqlite import Store
-
-if TYPE_CHECKING:  # pragma: no cover
-    from lems.core.session import Action, Send, Session
+from lems.core.session import PendingSignOn, Session, Step
+from lems.store import Store
+from lems.traffic.delivery import QueueFull
+from lems.wire import framing
+from lems.wire.codec import Codec
+from lems.wire.headers import INPUT_HEADER_LEN, Input
+from lems.wire.message import Message
 
 # Access refusals (PROTOCOL.md 5.6) are security events as well as replies.
 AUDITED_REFUSALS = frozenset({".21.", ".22.", ".23.", ".24.", ".25."})
@@ -42,10 +44,10 @@ class Hub:
     """The live sessions by terminal id; the link registers a writer for each."""
 
     def __init__(self) -> None:
-        self.sessions: dict[str, "Session"] = {}
-        self.writers: dict[str, Callable[[list["Action"]], None]] = {}
+        self.sessions: dict[str, Session] = {}
+        self.writers: dict[str, Callable[[list[Action]], None]] = {}
 
-    def attach(self, session: "Session", writer: Callable[[list["Action"]], None]) -> None:
+    def attach(self, session: Session, writer: Callable[[list[Action]], None]) -> None:
         """Register a session; an older session of the same terminal is closed (one per terminal)."""
         terminal_id = session.terminal.id
         old, old_writer = self.sessions.get(terminal_id), self.writers.get(terminal_id)
@@ -55,15 +57,20 @@ class Hub:
             old_writer(old.close("replaced by a new connection",
                                  ("S", "SESSION REPLACED BY A NEW CONNECTION FROM THIS TERMINAL")))
 
-    def detach(self, session: "Session") -> None:
+    def detach(self, session: Session) -> None:
         if self.sessions.get(session.terminal.id) is session:
             del self.sessions[session.terminal.id]
             del self.writers[session.terminal.id]
 
-    def live(self, terminal_id: str) -> Optional["Session"]:
-        return self.sessions.get(terminal_id)
+    def live(self, terminal_id: str) -> Optional[Session]:
+        """The terminal's session when it is connected and not closing."""
+        session = self.sessions.get(terminal_id)
+        return session if session is not None and not session.closed else None
 
-    def write(self, terminal_id: str, actions: list["Action"]) -> None:
+    def connected(self, terminal_id: str) -> bool:
+        return self.live(terminal_id) is not None
+
+    def write(self, terminal_id: str, actions: list[Action]) -> None:
         writer = self.writers.get(terminal_id)
         if writer is not None:
             writer(actions)
@@ -79,27 +86,22 @@ class Switch:
         self.store = store
         self.clock = clock
         self.log = log or structlog.get_logger("lems")
-        self.journal = Journal(store.conn, clock)
+        # One writer of the journal: the router's steps and the sessions share it.
+        self.trail = router.routing.trail
+        self.journal = self.trail.journal
         self.policy = Policy(settings, clock)
         self.hub = Hub()
         self.started = clock.monotonic()
-        self.counters = {"in": 0, "out": 0}
+
+    @property
+    def counters(self) -> dict[str, int]:
+        return self.trail.counters
 
     # -- journal ----------------------------------------------------------------
 
-    def audit(self, kind: str, session: Optional["Session"] = None, **fields: Any) -> int:
+    def audit(self, kind: str, session: Optional[Session] = None, **fields: Any) -> int:
         """One journal record, inside the current turn's transaction."""
-        self.store.write()
-        if kind in self.counters:
-            self.counters[kind] += 1
-        if session is not None:
-            fields.setdefault("terminal", session.terminal.id)
-            fields.setdefault("ori", session.terminal.ori)
-            fields.setdefault("session", session.id)
-            fields.setdefault("remote", session.remote)
-            if session.operator is not None:
-                fields.setdefault("operator", session.operator.id)
-        return self.journal.append(kind, **fields)
+        return self.trail.record(kind, session, **fields)
 
     # -- identification (PROTOCOL.md 1) -------------------------------------------
 
@@ -117,8 +119,13 @@ class Switch:
         self.policy.agreement_in_force(agency)
         return terminal
 
-    def new_session_id(self) -> str:
-        return uuid.uuid4().hex[:12]
+    def new_session(self, terminal: Terminal, remote: str) -> Session:
+        return Session(terminal, remote, uuid.uuid4().hex[:12], self.clock, self.settings.session, self.trail,
+                       self.store.next_osn)
+
+    def start(self, session: Session) -> list[Action]:
+        """A terminal identified: its banner."""
+        return session.start(self.settings.banner)
 
     # -- parsing -------------------------------------------------------------------
 
@@ -131,16 +138,82 @@ class Switch:
     def parse(self, text: str) -> Message:
         return self.codec.parse(text)
 
+    # -- one input (PROTOCOL.md 3, 4) -------------------------------------------------
+
+    def receive(self, session: Session, event: framing.Event) -> list[Action]:
+        """A framing event from a session's link: exactly one reply per input."""
+        if session.closed:
+            return []
+        if isinstance(event, framing.Overrun):
+            self.audit("security", session, event="GARBAGE OVERRUN", outcome=".10.", text=event.reason)
+            return [*session.refuse(Reject(".10.", event.reason)), *session.hang_up(event.reason)]
+        if isinstance(event, framing.FrameError):
+            original = event.original.decode("ascii")
+            self.audit("in", session, outcome=event.code, text=original, nbytes=len(event.original))
+            return session.refuse(Reject(event.code, event.reason, original))
+        payload = event.payload
+        if len(payload) < INPUT_HEADER_LEN:
+            text = payload.decode("ascii")
+            self.audit("in", session, outcome=".10.", text=text, nbytes=len(payload))
+            return session.refuse(Reject(".10.", f"INPUT HEADER MUST BE {INPUT_HEADER_LEN} CHARACTERS", text))
+        inp = Input.from_wire(payload)
+        mke = self.peek_key(inp.text)
+        seq = self.audit("in", session, ref=inp.ref, mke=mke, text=inp.text, nbytes=len(payload))
+        try:
+            step = session.admit(mke)
+            if step is None:
+                return []
+            if isinstance(step, Reject):
+                raise Reject(step.code, step.reason)
+            if step is Step.HEARTBEAT:
+                self.parse(inp.text)
+                return [session.emit("R", "HBT", inp.ref)]
+            if step is Step.ACKNOWLEDGE:
+                return [session.emit("R", self.acknowledge(session, self.parse(inp.text)), inp.ref)]
+            if step is Step.SIGN_ON:
+                return self._sign_on(session, inp)
+            if step is Step.SIGN_OFF:
+                return self._sign_off(session, inp)
+            operator = self.interface_operator(session, inp.opr) if step is Step.INTERFACE else session.operator
+            return self.transact(session, inp, operator, seq)
+        except Reject as reject:
+            reject.with_original(inp.text)
+            return session.refuse(reject, inp.ref)
+
     # -- sign-on (PROTOCOL.md 4) ---------------------------------------------------
 
-    def signon_precheck(self, session: "Session", msg: Message) -> str:
-        """What must hold before the password is checked; returns the hash to check against."""
+    def _sign_on(self, session: Session, inp: Input) -> list[Action]:
+        msg = self.parse(inp.text)
         if msg.ori not in self.registry.oris_for(session.terminal):
             raise Reject(".21.", f"TERMINAL {session.terminal.id} MAY NOT SIGN ON FOR {msg.ori}")
-        operator = self.registry.operators.get(msg.get("OPR", ""))
-        return operator.password if operator is not None else _DUMMY_HASH
+        operator_id = msg.get("OPR", "")
+        operator = self.registry.operators.get(operator_id)
+        stored = operator.password if operator is not None else _DUMMY_HASH
+        token = session.begin_sign_on(PendingSignOn(inp.ref, msg.ori, operator_id, msg.get("OTP"), inp.text))
+        return [CheckPassword(token, stored, msg.get("PWD", ""))]
 
-    def sign_on(self, session: "Session", ori: str, operator_id: str, password_ok: bool,
+    def signon_checked(self, session: Session, token: int, password_ok: bool) -> list[Action]:
+        """The link's answer to ``CheckPassword``."""
+        pending = session.end_sign_on(token)
+        if pending is None:
+            return []
+        try:
+            operator, lines = self.sign_on(session, pending.ori, pending.operator_id, password_ok, pending.otp)
+        except Reject as reject:
+            reject.with_original(pending.raw[:pending.raw.find(".PWD/")] if ".PWD/" in pending.raw else "SON")
+            return session.refuse(reject, pending.ref)
+        session.signed_on(operator)
+        return [session.emit("R", "\n".join(lines), pending.ref)]
+
+    def _sign_off(self, session: Session, inp: Input) -> list[Action]:
+        msg = self.parse(inp.text)
+        if msg.ori != (session.operator.ori if session.operator else ""):
+            raise Reject(".21.", f"SIGN-OFF ORI {msg.ori} IS NOT THE SIGNED-ON OPERATOR'S AGENCY")
+        self.audit("security", session, event="SIGN-OFF", ref=inp.ref)
+        session.signed_off()
+        return [session.emit("R", f"SIGN-OFF ACCEPTED {msg.ori}", inp.ref)]
+
+    def sign_on(self, session: Session, ori: str, operator_id: str, password_ok: bool,
                 otp: Optional[str]) -> tuple[Operator, list[str]]:
         now = self.clock.now()
         operator = self.registry.operators.get(operator_id)
@@ -201,7 +274,7 @@ class Switch:
     def locked_operators(self) -> list[str]:
         return [r[0] for r in self.store.conn.execute("SELECT operator FROM operator_state WHERE locked = 1")]
 
-    def interface_operator(self, session: "Session", operator_id: str) -> Operator:
+    def interface_operator(self, session: Session, operator_id: str) -> Operator:
         """An interface terminal names the operator in each input header (PROTOCOL.md 4.8)."""
         if not operator_id:
             raise Reject(".20.", "INTERFACE INPUT MUST NAME THE OPERATOR IN THE HEADER")
@@ -214,29 +287,75 @@ class Switch:
 
     # -- the transaction chain ------------------------------------------------------
 
-    def transact(self, session: "Session", inp: Input, operator: Operator) -> "Send":
-        """One input from a signed-on operator: exactly one R or E frame back."""
+    def transact(self, session: Session, inp: Input, operator: Operator, seq: int = 0) -> list[Action]:
+        """One input from a signed-on operator: its notices delivered, then exactly one R or E frame."""
         try:
             msg = self.parse(inp.text)
             spec = self.codec.spec(msg.mke)
             agency = self.registry.agencies[session.terminal.ori]
             self.policy.authorise(self.registry, session.terminal, agency, operator, msg, spec)
             if spec.category == "criminal-history":
-                self.journal.disseminate(operator=operator.id, ori=msg.ori, terminal=session.terminal.id,
-                                         mke=msg.mke, atn=msg.get("ATN", ""), pur=msg.get("PUR", ""),
-                                         subject=msg.get("NAM") or msg.get("FBI") or msg.get("SID") or "",
-                                         journal_seq=None)
-            cls, text = self.router.route(self, session, operator, msg, spec, inp.ref)
+                self.trail.disseminate(operator=operator.id, ori=msg.ori, terminal=session.terminal.id,
+                                       mke=msg.mke, atn=msg.get("ATN", ""), pur=msg.get("PUR", ""),
+                                       subject=msg.get("NAM") or msg.get("FBI") or msg.get("SID") or "",
+                                       journal_seq=None)
+            txn = Transaction(session.terminal, operator, msg, spec, inp.ref, self.clock.now(), self.registry,
+                              self.hub, session.id, seq)
+            outcome = self.router.route(txn)
         except Reject as reject:
             reject.with_original(inp.text)
             if reject.code in AUDITED_REFUSALS:
                 self.audit("security", session, event="REFUSED", ref=inp.ref, mke=self.peek_key(inp.text),
                            outcome=reject.code, text=reject.reason, operator=operator.id)
-            return session.emit("E", reject.text(), inp.ref)
-        return session.emit(cls, text, inp.ref)
+            return session.refuse(reject, inp.ref)
+        self.deliver(outcome.notices)
+        osn = self.store.peek_osn(session.terminal.id)
+        reply = session.emit(outcome.cls, outcome.text_for(osn), inp.ref)
+        return [reply]
 
-    def acknowledge(self, session: "Session", msg: Message) -> str:
-        return self.router.acknowledge(self, session, msg)
+    # -- delivering notices ------------------------------------------------------------
+
+    def deliver(self, notices: tuple[Notice, ...] | list[Notice]) -> None:
+        """Carry out a step's notices, in order: written to a connected terminal, else queued.
+
+        A frame for a terminal that acknowledges (``keep``) is written and also kept,
+        with its OSN and bytes, until its ``ACK``.
+        """
+        courier = self.router.delivery
+        for notice in notices:
+            session = self.hub.live(notice.terminal)
+            try:
+                if session is None:
+                    self._hold(courier, notice)
+                    continue
+                if notice.keep and courier.depth(notice.terminal) >= self.settings.limits.queue_depth:
+                    raise QueueFull(notice.terminal, courier.depth(notice.terminal))
+                send = session.emit(notice.cls, notice.text, notice.ref)
+                if notice.keep:
+                    courier.hold(notice, send.osn, send.payload)
+                self.hub.write(notice.terminal, [send])
+            except QueueFull as exc:
+                # The plan counted the queue; only a frame planned twice in one turn can meet this.
+                self.log.warning("queue full, frame refused", terminal=exc.terminal, depth=exc.depth)
+
+    def _hold(self, courier: Any, notice: Notice) -> None:
+        depth = courier.depth(notice.terminal)
+        if depth >= self.settings.limits.queue_depth:
+            raise QueueFull(notice.terminal, depth)
+        courier.hold(notice)
+
+    def send_to_terminal(self, terminal_id: str, cls: str, text: str, priority: int) -> str:
+        """One frame for a terminal outside any input (the console's ``send SM``):
+        ``delivered`` or ``queued``; QueueFull when its queue is full."""
+        plan = self.router.delivery.plan(self.registry, self.hub)
+        result = plan.to_terminal(terminal_id, cls, text, priority)
+        self.deliver(plan.notices)
+        return result
+
+    def acknowledge(self, session: Session, msg: Message) -> str:
+        if msg.ori not in self.registry.oris_for(session.terminal):
+            raise Reject(".21.", f"TERMINAL {session.terminal.id} IS NOT AUTHORIZED TO SEND FOR ORI {msg.ori}")
+        return self.router.delivery.acknowledge(session.terminal.id, int(msg.get("OSN", "0") or 0))
 
     # -- reaching terminals ------------------------------------------------------------
 
@@ -250,10 +369,26 @@ class Switch:
 
     # -- the service's hooks ------------------------------------------------------------
 
-    def session_started(self, session: "Session") -> None:
-        """A terminal connected and got its banner: send what waits for it."""
-        if self.router.delivery is not None:
-            self.router.delivery.session_started(self, session)
+    def session_started(self, session: Session) -> None:
+        """A terminal connected and got its banner: send what waits for it, highest priority first."""
+        terminal = session.terminal
+        courier = self.router.delivery
+        sends: list[Action] = []
+        for item in courier.waiting(terminal.id):
+            if item.osn is not None:
+                # Unacknowledged: the very frame again, same OSN (PROTOCOL.md 4.9).
+                sends.append(Send(bytes(item.payload), item.osn, item.cls))
+                self.audit("out", session, ref=item.ref, cls=item.cls, osn=item.osn, text=item.text,
+                           nbytes=len(item.payload), event="RESENT, AWAITING ACK")
+                continue
+            send = session.emit(item.cls, item.text, item.ref)
+            sends.append(send)
+            if terminal.ack:
+                courier.sent(item.id, send.osn, send.payload)
+            else:
+                courier.sent(item.id)
+        if sends:
+            self.hub.write(terminal.id, sends)
 
     def tick(self) -> None:
         """Run every schedule once: session locks and idle disconnects, routed traffic's timers."""
@@ -261,7 +396,7 @@ class Switch:
             actions = session.tick()
             if actions:
                 self.hub.write(terminal_id, actions)
-        self.router.tick(self)
+        self.deliver(self.router.tick(self.registry, self.hub))
         self.store.commit()
 
     def close_sessions(self, reason: str, notice: tuple[str, str]) -> None:

@@ -29,7 +29,8 @@ from lems.net import pki
 from lems.base.errors import Reject
 from lems.wire.headers import output_bytes
 from lems.base.clock import stamp
-from lems.core.session import CheckPassword, Close, Send, Session
+from lems.base.events import CheckPassword, Close, Send
+from lems.core.session import Session
 
 
 class Outbox:
@@ -98,11 +99,11 @@ class TerminalProtocol(protocol.Protocol):
             self.factory.outbox.put(self, payload)
             self.factory.outbox.put(self, None, "terminal refused")
             return
-        self.session = Session(switch, terminal, self.remote, switch.new_session_id())
+        self.session = switch.new_session(terminal, self.remote)
         self.log = self.log.bind(terminal=terminal.id, ori=terminal.ori, session=self.session.id)
         switch.hub.attach(self.session, self.act)
         self.log.info("terminal connected")
-        self.act(self.session.start())
+        self.act(switch.start(self.session))
         self.factory.after_start(self.session)
 
     def dataReceived(self, data: bytes) -> None:
@@ -118,16 +119,16 @@ class TerminalProtocol(protocol.Protocol):
 
     def _drain(self) -> None:
         while self.held and self.session is not None and not self.session.busy and not self.closing:
-            self.act(self.session.receive(self.held.popleft()))
+            self.act(self.factory.switch.receive(self.session, self.held.popleft()))
 
     def connectionLost(self, reason: failure.Failure = protocol.connectionDone) -> None:
         self.factory.lost(self)
         if self.session is not None:
             switch = self.factory.switch
             switch.hub.detach(self.session)
-            if self.session.state.value != "closed":
+            if not self.session.closed:
                 switch.audit("security", self.session, event="DISCONNECT", text=reason.getErrorMessage()[:100])
-            self.session.state = type(self.session.state).CLOSED
+                self.session.hang_up("connection lost")
             self.factory.outbox.put(self, None, "")  # make sure the turn commits
             self.log.info("terminal disconnected", reason=reason.getErrorMessage())
 
@@ -150,7 +151,7 @@ class TerminalProtocol(protocol.Protocol):
 
         def done(ok: bool) -> None:
             if session is self.session:
-                self.act(session.signon_checked(check.token, bool(ok)))
+                self.act(self.factory.switch.signon_checked(session, check.token, bool(ok)))
                 self._drain()
 
         d.addCallback(done)

@@ -1,9 +1,12 @@
 """Agency-to-agency traffic: AM, AML, SM, and the durable outbound queues (PROTOCOL.md 4.9, 5.3-5.5, 6).
 
-Sans-IO: it reaches live terminals through ``switch.hub`` and keeps everything
-that has not been delivered in the store (table ``outbound``), so queued traffic
-survives a restart.  Hit confirmation (YQ, YR) is ``lems.traffic.hits``; it delivers
-through the same queues.
+Sans-IO and core-free.  A step plans its deliveries (``Courier.plan``): for
+each terminal it decides, from who is connected and how full the queue is,
+whether the frame is delivered now or queued, and returns ``Notice`` values
+in its ``Outcome``; the core carries them out (written to a connected
+terminal, else kept in the store, table ``outbound``, so queued traffic
+survives a restart).  Hit confirmation (YQ, YR) is ``lems.traffic.hits``; it
+delivers through the same queues.
 
 Destinations (up to 5 per message, each one of):
 
@@ -81,22 +84,22 @@ from typing import TYPE_CHECKING, Any, Iterable, Optional
 import attrs
 import structlog
 
-from lems.traffic import hits as hits_mod
 from lems.base.clock import stamp
 from lems.base.errors import ORIGINAL_LIMIT, Reject
+from lems.base.events import (
+    PRIORITY_BROADCAST,
+    PRIORITY_ORDINARY,
+    PRIORITY_STATUS,
+    Notice,
+    Outcome,
+    Presence,
+    Transaction,
+)
 from lems.wire.message import Message
-from lems.core.session import Send, State
 
 if TYPE_CHECKING:  # pragma: no cover
-    from lems.base.registry import Agency, Operator
-    from lems.core.session import Session
-    from lems.core.switch import Switch
-
-# Queue priorities: lower goes first.
-PRIORITY_STATUS = 0       # SM
-PRIORITY_HIT = 1          # YQ, YR and hit confirmation notices
-PRIORITY_ORDINARY = 2     # AM, AML to named ORIs; notices (.02., locate)
-PRIORITY_BROADCAST = 3    # AM, AML to a state, NL or a group
+    from lems.base.registry import Agency, Registry
+    from lems.traffic.routes import Routing
 
 LE_ONLY_LINE = "FOR LAW ENFORCEMENT DISSEMINATION ONLY"
 # Keys only law enforcement may receive (PROTOCOL.md 5.3: AML).
@@ -107,6 +110,7 @@ STATUS_KEYS = frozenset({"SM"})
 DELIVERED = "delivered"
 QUEUED = "queued"
 
+log = structlog.get_logger("lems.traffic.delivery")
 
 
 class GroupError(ValueError):
@@ -220,119 +224,60 @@ class AgencyOutcome:
         return line
 
 
-class Delivery:
-    """The router's component for admin, status and hit-confirmation keys."""
+class Courier:
+    """The durable queues (table ``outbound``) and the plans that fill them."""
 
-    def __init__(self, store: Any, settings: Any, groups: dict[str, Group]) -> None:
+    def __init__(self, store: Any, settings: Any, clock: Any) -> None:
         self.store = store
         self.settings = settings
-        self.groups = groups
-        self.hits = hits_mod.HitConfirmation(store, settings)
-        self.log = structlog.get_logger("lems.traffic.delivery")
+        self.clock = clock
 
-    @classmethod
-    def from_home(cls, home: Path, settings: Any, store: Any) -> "Delivery":
-        return cls(store, settings, load_groups(Path(home) / "routes" / "groups.toml"))
+    def plan(self, registry: "Registry", presence: Presence) -> "Plan":
+        return Plan(self, registry, presence)
 
-    # -- the router's hooks ---------------------------------------------------------
+    # -- the queue rows (the core carries notices out through these) ----------------------
 
-    def route(self, switch: "Switch", session: "Session", operator: "Operator", msg: Message, spec: Any,
-              ref: str) -> tuple[str, str]:
-        if spec.category == "hit-confirmation":
-            return self.hits.route(switch, session, msg, ref, self)
-        return self.administrative(switch, session, msg, ref)
+    def depth(self, terminal_id: str) -> int:
+        return self.store.conn.execute("SELECT COUNT(*) FROM outbound WHERE terminal = ?",
+                                       (terminal_id,)).fetchone()[0]
 
-    def acknowledge(self, switch: "Switch", session: "Session", msg: Message) -> str:
-        if msg.ori not in switch.registry.oris_for(session.terminal):
-            raise Reject(".21.", f"TERMINAL {session.terminal.id} IS NOT AUTHORIZED TO SEND FOR ORI {msg.ori}")
-        osn = int(msg.get("OSN", "0") or 0)
+    def hold(self, notice: Notice, osn: Optional[int] = None, payload: Optional[bytes] = None) -> None:
+        """Keep a frame for its terminal: queued (no OSN yet) or written and awaiting ACK."""
+        self.store.write().execute(
+            "INSERT INTO outbound (terminal, ori, priority, cls, ref, text, queued, osn, payload) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (notice.terminal, notice.ori, notice.priority, notice.cls, notice.ref, notice.text,
+             stamp(self.clock.now()), osn, payload))
+
+    def waiting(self, terminal_id: str) -> list["Waiting"]:
+        """What waits for a terminal, highest priority first, first in first out within one."""
+        rows = self.store.write().execute("SELECT id, cls, ref, text, osn, payload FROM outbound WHERE terminal = ? "
+                                          "ORDER BY priority, id", (terminal_id,)).fetchall()
+        return [Waiting(*row) for row in rows]
+
+    def sent(self, row_id: int, osn: Optional[int] = None, payload: Optional[bytes] = None) -> None:
+        """A waiting frame went out: kept with its OSN for an ack terminal, else gone."""
+        conn = self.store.write()
+        if osn is None:
+            conn.execute("DELETE FROM outbound WHERE id = ?", (row_id,))
+        else:
+            conn.execute("UPDATE outbound SET osn = ?, payload = ? WHERE id = ?", (osn, payload, row_id))
+
+    def acknowledge(self, terminal_id: str, osn: int) -> str:
+        """``ACK.<ORI>.OSN/<n>``: the frame with that OSN is delivered."""
         conn = self.store.write()
         row = conn.execute("SELECT id FROM outbound WHERE terminal = ? AND osn = ? ORDER BY id LIMIT 1",
-                           (session.terminal.id, osn)).fetchone()
+                           (terminal_id, osn)).fetchone()
         if row is None:
             return f"ACK OSN/{osn:05d} - NO FRAME AWAITING ACKNOWLEDGEMENT"
         conn.execute("DELETE FROM outbound WHERE id = ?", (row[0],))
         return f"ACK OSN/{osn:05d} ACCEPTED"
 
-    def tick(self, switch: "Switch") -> None:
-        self.hits.tick(switch, self)
+    # -- destinations ------------------------------------------------------------------------
 
-    def session_started(self, switch: "Switch", session: "Session") -> None:
-        """A terminal connected: send what waits for it, highest priority first (the link's hook)."""
-        terminal = session.terminal
-        conn = self.store.write()
-        rows = conn.execute("SELECT id, cls, ref, text, osn, payload FROM outbound WHERE terminal = ? "
-                            "ORDER BY priority, id", (terminal.id,)).fetchall()
-        sends: list[Send] = []
-        for row_id, cls, ref, text, osn, payload in rows:
-            if osn is not None:
-                # Unacknowledged: the very frame again, same OSN (PROTOCOL.md 4.9).
-                sends.append(Send(bytes(payload), osn, cls))
-                switch.audit("out", session, ref=ref, cls=cls, osn=osn, text=text, nbytes=len(payload),
-                             event="RESENT, AWAITING ACK")
-                continue
-            send = session.emit(cls, text, ref)
-            sends.append(send)
-            if terminal.ack:
-                conn.execute("UPDATE outbound SET osn = ?, payload = ? WHERE id = ?", (send.osn, send.payload, row_id))
-            else:
-                conn.execute("DELETE FROM outbound WHERE id = ?", (row_id,))
-        if sends:
-            switch.hub.write(terminal.id, sends)
-
-    # -- delivering ------------------------------------------------------------------
-
-    def enqueue(self, switch: "Switch", terminal_id: str, cls: str, text: str, priority: int = PRIORITY_ORDINARY,
-                ref: str = "") -> str:
-        """Deliver one frame to a terminal now if connected, else keep it for the terminal.
-
-        Returns ``DELIVERED`` or ``QUEUED``; raises ``QueueFull`` (nothing kept)
-        when the terminal already has ``[limits] queue_depth`` frames waiting.
-        """
-        terminal = switch.registry.terminals.get(terminal_id)
-        if terminal is None:
-            raise ValueError(f"unknown terminal {terminal_id}")
-        session = switch.hub.live(terminal_id)
-        live = session is not None and session.state is not State.CLOSED
-        if live and not terminal.ack:
-            switch.hub.write(terminal_id, [session.emit(cls, text, ref)])
-            return DELIVERED
-        conn = self.store.write()
-        depth = conn.execute("SELECT COUNT(*) FROM outbound WHERE terminal = ?", (terminal_id,)).fetchone()[0]
-        if depth >= self.settings.limits.queue_depth:
-            raise QueueFull(terminal_id, depth)
-        osn, payload = None, None
-        if live:
-            send = session.emit(cls, text, ref)
-            osn, payload = send.osn, send.payload
-        conn.execute("INSERT INTO outbound (terminal, ori, priority, cls, ref, text, queued, osn, payload) "
-                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                     (terminal_id, terminal.ori, priority, cls, ref, text, stamp(switch.clock.now()), osn, payload))
-        if live:
-            switch.hub.write(terminal_id, [Send(payload, osn, cls)])
-            return DELIVERED
-        return QUEUED
-
-    def deliver_to_agency(self, switch: "Switch", ori: str, cls: str, text: str, priority: int,
-                          ref: str = "") -> AgencyOutcome:
-        """One frame to every active terminal of an agency (see the module notes)."""
-        terminals = [t for t in switch.registry.terminals_of(ori) if t.status == "active"]
-        if not terminals:
-            agency = switch.registry.agency(ori)
-            return AgencyOutcome(ori, nlets=agency is not None and agency.state != self.settings.state)
-        delivered, queued, full = [], [], []
-        for t in terminals:
-            try:
-                result = self.enqueue(switch, t.id, cls, text, priority, ref)
-                (delivered if result == DELIVERED else queued).append(t.id)
-            except QueueFull as exc:
-                self.log.warning("queue full, frame refused", terminal=t.id, depth=exc.depth)
-                full.append(t.id)
-        return AgencyOutcome(ori, tuple(delivered), tuple(queued), tuple(full))
-
-    def destination_problem(self, switch: "Switch", ori: str, mke: str) -> Optional[Reject]:
+    def destination_problem(self, registry: "Registry", ori: str, mke: str) -> Optional[Reject]:
         """Why an agency named as a destination takes no ``mke`` (None when it does)."""
-        agency = switch.registry.agency(ori)
+        agency = registry.agency(ori)
         if agency is None:
             return Reject(".01.", f"UNKNOWN DESTINATION {ori}")
         if agency.status == "remove":
@@ -342,94 +287,9 @@ class Delivery:
         if mke in LE_ONLY_KEYS and not (agency.criminal_justice or (agency.type == "service" and agency.serves)):
             return Reject(".01.", f"{mke} NOT TAKEN BY {ori} (NOT A LAW ENFORCEMENT AGENCY)")
         if agency.state == self.settings.state and not any(
-                t.status == "active" for t in switch.registry.terminals_of(ori)):
+                t.status == "active" for t in registry.terminals_of(ori)):
             return Reject(".01.", f"DESTINATION {ori} HAS NO ACTIVE TERMINAL")
         return None
-
-    def expand(self, switch: "Switch", msg: Message, dest: str) -> tuple[list[str], bool]:
-        """The agencies a destination names and whether it is a broadcast; a Reject when it names none."""
-        if len(dest) == 9:
-            problem = self.destination_problem(switch, dest, msg.mke)
-            if problem is not None:
-                raise problem
-            return [dest], False
-        agencies = switch.registry.agencies.values()
-        if dest == "NL":
-            members, what = list(agencies), "NL"
-        elif len(dest) == 2:
-            members, what = [a for a in agencies if a.state == dest], f"STATE {dest}"
-            if not members:
-                raise Reject(".01.", f"NO AGENCY OF STATE {dest} ON THIS SWITCH")
-        elif dest in self.groups:
-            members, what = self.groups[dest].members(agencies), f"GROUP {dest}"
-        else:
-            raise Reject(".01.", f"UNKNOWN DESTINATION {dest} (NOT AN ORI, STATE CODE OR BROADCAST GROUP)")
-        # A broadcast leaves out its sender and, quietly, the agencies that cannot take it.
-        oris = [a.ori for a in members
-                if a.ori != msg.ori and self.destination_problem(switch, a.ori, msg.mke) is None]
-        if not oris:
-            raise Reject(".01.", f"{what} HAS NO DESTINATION THAT TAKES {msg.mke}")
-        return oris, True
-
-    # -- AM, AML, SM -------------------------------------------------------------------
-
-    def administrative(self, switch: "Switch", session: "Session", msg: Message, ref: str) -> tuple[str, str]:
-        cls = "S" if msg.mke in STATUS_KEYS else "U"
-        outcomes: list[AgencyOutcome] = []
-        refused: list[tuple[str, Reject]] = []
-        seen: set[str] = set()
-        for dest in msg.dests:
-            try:
-                oris, broadcast = self.expand(switch, msg, dest)
-            except Reject as reject:
-                refused.append((dest, reject))
-                continue
-            if msg.mke in STATUS_KEYS:
-                priority = PRIORITY_STATUS
-            else:
-                priority = PRIORITY_BROADCAST if broadcast else PRIORITY_ORDINARY
-            text = delivery_text(msg, dest)
-            for ori in oris:
-                if ori in seen:
-                    continue
-                seen.add(ori)
-                outcome = self.deliver_to_agency(switch, ori, cls, text, priority)
-                if outcome.reached:
-                    outcomes.append(outcome)
-                else:
-                    refused.append((ori, Reject(".04.", f"QUEUE FULL FOR {' '.join(outcome.full)}, "
-                                                        "MESSAGE NOT QUEUED")))
-        if not outcomes:
-            first = refused[0][1]
-            if len(refused) > 1:
-                first = Reject(first.code, "; ".join(f"{r.code} {r.reason}" for _, r in refused))
-            raise first
-        queued = [o.ori for o in outcomes if o.queued and not o.delivered]
-        if queued:
-            self.notify_queued(switch, session, msg, ref, queued)
-        lines = [f"{msg.mke} ACCEPTED FOR {','.join(msg.dests)}"]
-        if msg.control:
-            lines.append(f"*{msg.control}")
-        lines += [o.line() for o in outcomes]
-        lines += [f"{dest} {r.code} {r.reason}" for dest, r in refused]
-        return "R", "\n".join(lines)
-
-    def queued_notice_text(self, msg: Message, oris: Iterable[str]) -> str:
-        lines = [f".02. DESTINATION OUT OF SERVICE, MESSAGE QUEUED, WILL FORWARD - {' '.join(oris)}"]
-        if msg.control:
-            lines.append(f"*{msg.control}")
-        lines += ["ORIGINAL MESSAGE", msg.raw[:ORIGINAL_LIMIT]]
-        return "\n".join(lines)
-
-    def notify_queued(self, switch: "Switch", session: "Session", msg: Message, ref: str,
-                      oris: list[str]) -> None:
-        """The sender's S .02. notice: its message waits for ``oris`` (AM, AML, Nlets inquiries to ORIs)."""
-        try:
-            self.enqueue(switch, session.terminal.id, "S", self.queued_notice_text(msg, oris), PRIORITY_ORDINARY,
-                         ref)
-        except QueueFull:
-            # The sender's own queue is full; its R reply still says QUEUED per destination.
-            self.log.warning("sender queue full, .02. notice not kept", terminal=session.terminal.id)
 
     # -- the console --------------------------------------------------------------------
 
@@ -444,8 +304,160 @@ class Delivery:
                                        "WHERE ori = ? ORDER BY terminal, priority, id", (ori.upper(),))
         return [QueuedFrame.from_row(r) for r in rows]
 
-    def open_hits(self) -> list["hits_mod.HitRequest"]:
-        return self.hits.open_hits()
+
+@attrs.frozen
+class Waiting:
+    """A row of a terminal's queue, as the core sends it on connect."""
+
+    id: int
+    cls: str
+    ref: str
+    text: str
+    osn: Optional[int]
+    payload: Optional[bytes]
+
+
+class Plan:
+    """The deliveries of one step: what each terminal gets and whether it is there to get it.
+
+    The plan decides now (who is connected, how full each queue is, counting
+    what the plan itself adds) and the core carries out ``notices`` in order
+    before the reply leaves, in the same reactor turn, so what the reply says
+    (DELIVERED, QUEUED, QUEUE FULL) is what happens.
+    """
+
+    def __init__(self, courier: Courier, registry: "Registry", presence: Presence) -> None:
+        self.courier = courier
+        self.registry = registry
+        self.presence = presence
+        self.notices: list[Notice] = []
+        self._added: dict[str, int] = {}
+
+    def to_terminal(self, terminal_id: str, cls: str, text: str, priority: int = PRIORITY_ORDINARY,
+                    ref: str = "") -> str:
+        """One frame for a terminal: ``DELIVERED`` or ``QUEUED``; ``QueueFull`` when its queue is full."""
+        terminal = self.registry.terminals.get(terminal_id)
+        if terminal is None:
+            raise ValueError(f"unknown terminal {terminal_id}")
+        live = self.presence.connected(terminal_id)
+        if not live or terminal.ack:  # the frame is kept in the store: the queue must have room
+            depth = self.courier.depth(terminal_id) + self._added.get(terminal_id, 0)
+            if depth >= self.courier.settings.limits.queue_depth:
+                raise QueueFull(terminal_id, depth)
+            self._added[terminal_id] = self._added.get(terminal_id, 0) + 1
+        self.notices.append(Notice(terminal_id, terminal.ori, cls, text, priority, ref, keep=terminal.ack))
+        return DELIVERED if live else QUEUED
+
+    def to_agency(self, ori: str, cls: str, text: str, priority: int, ref: str = "") -> AgencyOutcome:
+        """One frame to every active terminal of an agency (see the module notes)."""
+        terminals = [t for t in self.registry.terminals_of(ori) if t.status == "active"]
+        if not terminals:
+            agency = self.registry.agency(ori)
+            return AgencyOutcome(ori, nlets=agency is not None and agency.state != self.courier.settings.state)
+        delivered, queued, full = [], [], []
+        for t in terminals:
+            try:
+                result = self.to_terminal(t.id, cls, text, priority, ref)
+                (delivered if result == DELIVERED else queued).append(t.id)
+            except QueueFull as exc:
+                log.warning("queue full, frame refused", terminal=t.id, depth=exc.depth)
+                full.append(t.id)
+        return AgencyOutcome(ori, tuple(delivered), tuple(queued), tuple(full))
+
+    def queued_notice(self, txn: Transaction, oris: Iterable[str]) -> None:
+        """The sender's S .02. notice: its message waits for ``oris`` (AM, AML, Nlets inquiries to ORIs)."""
+        try:
+            self.to_terminal(txn.terminal.id, "S", queued_notice_text(txn.message, oris), PRIORITY_ORDINARY, txn.ref)
+        except QueueFull:
+            # The sender's own queue is full; its R reply still says QUEUED per destination.
+            log.warning("sender queue full, .02. notice not kept", terminal=txn.terminal.id)
+
+    def outcome(self, cls: str, text: str = "", **kw: Any) -> Outcome:
+        return Outcome(cls, text, tuple(self.notices), **kw)
+
+
+class Administrative:
+    """The route step for AM, AML and SM."""
+
+    def __init__(self, routing: "Routing") -> None:
+        self.courier = routing.courier
+        self.groups = routing.groups
+
+    def expand(self, registry: "Registry", msg: Message, dest: str) -> tuple[list[str], bool]:
+        """The agencies a destination names and whether it is a broadcast; a Reject when it names none."""
+        problem_of = self.courier.destination_problem
+        if len(dest) == 9:
+            problem = problem_of(registry, dest, msg.mke)
+            if problem is not None:
+                raise problem
+            return [dest], False
+        agencies = registry.agencies.values()
+        if dest == "NL":
+            members, what = list(agencies), "NL"
+        elif len(dest) == 2:
+            members, what = [a for a in agencies if a.state == dest], f"STATE {dest}"
+            if not members:
+                raise Reject(".01.", f"NO AGENCY OF STATE {dest} ON THIS SWITCH")
+        elif dest in self.groups:
+            members, what = self.groups[dest].members(agencies), f"GROUP {dest}"
+        else:
+            raise Reject(".01.", f"UNKNOWN DESTINATION {dest} (NOT AN ORI, STATE CODE OR BROADCAST GROUP)")
+        # A broadcast leaves out its sender and, quietly, the agencies that cannot take it.
+        oris = [a.ori for a in members if a.ori != msg.ori and problem_of(registry, a.ori, msg.mke) is None]
+        if not oris:
+            raise Reject(".01.", f"{what} HAS NO DESTINATION THAT TAKES {msg.mke}")
+        return oris, True
+
+    def __call__(self, txn: Transaction) -> Outcome:
+        msg = txn.message
+        plan = self.courier.plan(txn.registry, txn.presence)
+        cls = "S" if msg.mke in STATUS_KEYS else "U"
+        outcomes: list[AgencyOutcome] = []
+        refused: list[tuple[str, Reject]] = []
+        seen: set[str] = set()
+        for dest in msg.dests:
+            try:
+                oris, broadcast = self.expand(txn.registry, msg, dest)
+            except Reject as reject:
+                refused.append((dest, reject))
+                continue
+            if msg.mke in STATUS_KEYS:
+                priority = PRIORITY_STATUS
+            else:
+                priority = PRIORITY_BROADCAST if broadcast else PRIORITY_ORDINARY
+            text = delivery_text(msg, dest)
+            for ori in oris:
+                if ori in seen:
+                    continue
+                seen.add(ori)
+                outcome = plan.to_agency(ori, cls, text, priority)
+                if outcome.reached:
+                    outcomes.append(outcome)
+                else:
+                    refused.append((ori, Reject(".04.", f"QUEUE FULL FOR {' '.join(outcome.full)}, "
+                                                        "MESSAGE NOT QUEUED")))
+        if not outcomes:
+            first = refused[0][1]
+            if len(refused) > 1:
+                first = Reject(first.code, "; ".join(f"{r.code} {r.reason}" for _, r in refused))
+            raise first
+        queued = [o.ori for o in outcomes if o.queued and not o.delivered]
+        if queued:
+            plan.queued_notice(txn, queued)
+        lines = [f"{msg.mke} ACCEPTED FOR {','.join(msg.dests)}"]
+        if msg.control:
+            lines.append(f"*{msg.control}")
+        lines += [o.line() for o in outcomes]
+        lines += [f"{dest} {r.code} {r.reason}" for dest, r in refused]
+        return plan.outcome("R", "\n".join(lines))
+
+
+def queued_notice_text(msg: Message, oris: Iterable[str]) -> str:
+    lines = [f".02. DESTINATION OUT OF SERVICE, MESSAGE QUEUED, WILL FORWARD - {' '.join(oris)}"]
+    if msg.control:
+        lines.append(f"*{msg.control}")
+    lines += ["ORIGINAL MESSAGE", msg.raw[:ORIGINAL_LIMIT]]
+    return "\n".join(lines)
 
 
 def delivery_text(msg: Message, addressed: str) -> str:

@@ -1,9 +1,9 @@
 """Hit confirmation (PROTOCOL.md 5.4): YQ checked and delivered, YR relayed, requests timed.
 
 Sans-IO.  Requests live in the store (table ``hit_request``) so their timers
-survive a restart; ``tick`` compares them with the injected clock.  Deliveries go
-through ``lems.traffic.delivery.Delivery`` (queued when the agency is not connected),
-with hit confirmation priority.
+survive a restart; ``tick`` compares them with the injected clock.  Deliveries are
+planned through ``lems.traffic.delivery.Courier`` (queued when the agency is not
+connected), with hit confirmation priority, and carried out by the core.
 
 A YQ is checked before it is delivered:
 
@@ -70,13 +70,14 @@ import structlog
 
 from lems.base.clock import UTC
 from lems.base.errors import Reject
+from lems.base.events import PRIORITY_HIT, Notice, Outcome, Presence, Transaction
 from lems.wire.message import Message, Record
 from lems.files.records import normalize_number
 
 if TYPE_CHECKING:  # pragma: no cover
-    from lems.traffic.delivery import AgencyOutcome, Delivery
-    from lems.core.session import Session
-    from lems.core.switch import Switch
+    from lems.base.registry import Registry
+    from lems.traffic.delivery import AgencyOutcome, Plan
+    from lems.traffic.routes import Routing
 
 
 # RTY -> the NIC file letter it confirms (PROTOCOL.md 5.2 letters).
@@ -152,9 +153,15 @@ def _same(code: str, asked: str, on_file: str) -> bool:
 
 
 class HitConfirmation:
-    def __init__(self, store: Any, settings: Any) -> None:
-        self.store = store
-        self.settings = settings
+    """The route step for YQ and YR, and the timers of open requests."""
+
+    def __init__(self, routing: "Routing") -> None:
+        self.routing = routing
+        self.store = routing.store
+        self.settings = routing.settings
+        self.clock = routing.clock
+        self.courier = routing.courier
+        self.trail = routing.trail
         self.log = structlog.get_logger("lems.traffic.hits")
 
     def wait_for(self, priority: str) -> float:
@@ -162,10 +169,9 @@ class HitConfirmation:
 
     # -- checks -----------------------------------------------------------------------
 
-    @staticmethod
-    def find_record(switch: "Switch", nic: str) -> Optional[Record]:
+    def find_record(self, nic: str) -> Optional[Record]:
         """The record by NIC from whichever file handler holds record files."""
-        for handler in switch.router.handlers.values():
+        for handler in self.routing.handlers.values():
             files = getattr(handler, "files", None)
             if files is not None and hasattr(files, "find"):
                 record = files.find(nic)
@@ -173,14 +179,14 @@ class HitConfirmation:
                     return record
         return None
 
-    def check_request(self, switch: "Switch", msg: Message) -> Record:
+    def check_request(self, msg: Message) -> Record:
         nic, rty, dest = msg.get("NIC", ""), msg.get("RTY", ""), msg.dests[0]
-        record = self.find_record(switch, nic)
+        record = self.find_record(nic)
         if record is None:
             raise Reject(".12.", f"INVALID FIELD NIC - NIC/{nic} NOT ON FILE")
         if RTY_LETTERS.get(rty) != nic[:1]:
             raise Reject(".12.", f"INVALID FIELD RTY - RTY/{rty} DOES NOT CONFIRM NIC/{nic} "
-                                 f"({switch.codec.file(record.file).title})")
+                                 f"({self.routing.codec.file(record.file).title})")
         if record.ori != dest:
             raise Reject(".12.", f"INVALID FIELD DEST - NIC/{nic} WAS ENTERED BY {record.ori}, NOT {dest}")
         present = set(msg.field_map())
@@ -196,35 +202,36 @@ class HitConfirmation:
 
     # -- YQ and YR --------------------------------------------------------------------
 
-    def route(self, switch: "Switch", session: "Session", msg: Message, ref: str,
-              delivery: "Delivery") -> tuple[str, str]:
+    def __call__(self, txn: Transaction) -> Outcome:
+        msg = txn.message
         dest = msg.dests[0]
         if len(dest) != 9:
             raise Reject(".01.", f"{msg.mke} GOES TO ONE ORI, NOT {dest}")
-        problem = delivery.destination_problem(switch, dest, msg.mke)
+        problem = self.courier.destination_problem(txn.registry, dest, msg.mke)
         if problem is not None:
             raise problem
+        plan = self.courier.plan(txn.registry, txn.presence)
         if msg.mke == "YQ":
-            return self.request(switch, session, msg, delivery)
-        return self.response(switch, msg, delivery)
+            return plan.outcome("R", self.request(txn, plan))
+        return plan.outcome("R", self.response(txn, plan))
 
-    def _deliver(self, switch: "Switch", delivery: "Delivery", ori: str, text: str) -> "AgencyOutcome":
-        from lems.traffic.delivery import PRIORITY_HIT
-
-        outcome = delivery.deliver_to_agency(switch, ori, "U", text, PRIORITY_HIT)
+    @staticmethod
+    def _deliver(plan: "Plan", ori: str, text: str) -> "AgencyOutcome":
+        outcome = plan.to_agency(ori, "U", text, PRIORITY_HIT)
         if not outcome.reached:
             raise Reject(".04.", f"QUEUE FULL FOR {' '.join(outcome.full)}, MESSAGE NOT QUEUED")
         return outcome
 
-    def request(self, switch: "Switch", session: "Session", msg: Message, delivery: "Delivery") -> tuple[str, str]:
-        self.check_request(switch, msg)
+    def request(self, txn: Transaction, plan: "Plan") -> str:
+        msg = txn.message
+        self.check_request(msg)
         dest, nic, priority = msg.dests[0], msg.get("NIC", ""), msg.get("PRI", "U")
         rno = int(msg.get("RNO", "1"))
-        outcome = self._deliver(switch, delivery, dest, message_text("YQ", msg.ori, dest, msg.control, msg.fields))
-        now = switch.clock.now()
+        outcome = self._deliver(plan, dest, message_text("YQ", msg.ori, dest, msg.control, msg.fields))
+        now = self.clock.now()
         wait = self.wait_for(priority)
         conn = self.store.write()
-        values = (session.terminal.id, msg.control, priority, rno, json.dumps(msg.fields), wait,
+        values = (txn.terminal.id, msg.control, priority, rno, json.dumps(msg.fields), wait,
                   _iso(now + dt.timedelta(minutes=wait)))
         # A requester's own RNO/2 or RNO/3 continues its open request instead of starting another.
         row = conn.execute("SELECT id FROM hit_request WHERE nic = ? AND requester = ? AND entering = ? "
@@ -239,19 +246,19 @@ class HitConfirmation:
         lines = [f"YQ ACCEPTED FOR {dest}"] + ([f"*{msg.control}"] if msg.control else [])
         lines += [f"NIC/{nic} RNO/{rno} PRI/{priority}", outcome.line(),
                   f"RESPONSE DUE WITHIN {_minutes(wait)} MINUTES"]
-        return "R", "\n".join(lines)
+        return "\n".join(lines)
 
-    def response(self, switch: "Switch", msg: Message, delivery: "Delivery") -> tuple[str, str]:
+    def response(self, txn: Transaction, plan: "Plan") -> str:
+        msg = txn.message
         requester, nic, cnf = msg.dests[0], msg.get("NIC", ""), msg.get("CNF", "")
         conn = self.store.write()
         row = conn.execute("SELECT id, state FROM hit_request WHERE nic = ? AND requester = ? AND entering = ? "
                            f"AND state IN {NOT_CLOSED} ORDER BY id DESC LIMIT 1",
                            (nic, requester, msg.ori)).fetchone()
-        if row is None and self.find_record(switch, nic) is None:
+        if row is None and self.find_record(nic) is None:
             raise Reject(".12.", f"INVALID FIELD NIC - NIC/{nic} NOT ON FILE AND NO OPEN REQUEST FOR IT")
-        outcome = self._deliver(switch, delivery, requester,
-                                message_text("YR", msg.ori, requester, msg.control, msg.fields))
-        now = switch.clock.now()
+        outcome = self._deliver(plan, requester, message_text("YR", msg.ori, requester, msg.control, msg.fields))
+        now = self.clock.now()
         if row is None:
             status = f"NIC/{nic} CNF/{cnf} - NO OPEN REQUEST ON FILE"
         elif cnf == "P":
@@ -265,18 +272,23 @@ class HitConfirmation:
             status = f"NIC/{nic} CNF/{cnf} - REQUEST CLOSED" + (" AFTER IT EXPIRED" if row[1] == "expired" else "")
         lines = [f"YR ACCEPTED FOR {requester}"] + ([f"*{msg.control}"] if msg.control else [])
         lines += [status, outcome.line()]
-        return "R", "\n".join(lines)
+        return "\n".join(lines)
 
     # -- timers ---------------------------------------------------------------------------
 
-    def tick(self, switch: "Switch", delivery: "Delivery") -> None:
-        now = _iso(switch.clock.now())
+    def tick(self, registry: "Registry", presence: Presence) -> list[Notice]:
+        """Expire the requests whose wait ran out; the notices to deliver."""
+        now = _iso(self.clock.now())
         rows = self.store.conn.execute(f"SELECT {HitRequest.COLUMNS} FROM hit_request WHERE state IN {LIVE} "
                                        "AND due <= ? ORDER BY due, id", (now,)).fetchall()
+        if not rows:
+            return []
+        plan = self.courier.plan(registry, presence)
         for row in rows:
-            self.expire(switch, delivery, HitRequest.from_row(row))
+            self.expire(plan, registry, HitRequest.from_row(row))
+        return plan.notices
 
-    def expire(self, switch: "Switch", delivery: "Delivery", req: HitRequest) -> None:
+    def expire(self, plan: "Plan", registry: "Registry", req: HitRequest) -> None:
         head = ["HIT CONFIRMATION NOT ANSWERED"] + ([f"*{req.control}"] if req.control else [])
         head.append(f"NIC/{req.nic} RNO/{req.rno} PRI/{req.priority} TO {req.entering} - "
                     f"NO RESPONSE IN {_minutes(req.wait)} MINUTES")
@@ -285,33 +297,30 @@ class HitConfirmation:
             rno = req.rno + 1
             fields = tuple((code, str(rno) if code == "RNO" else value) for code, value in req.fields)
             note = (f"RNO/{rno} SENT BY THE SWITCH - NO RESPONSE TO RNO/{req.rno} IN {_minutes(req.wait)} MINUTES",)
-            self._send(switch, delivery, req.entering,
-                       message_text("YQ", req.requester, req.entering, req.control, fields, note))
-            self._send(switch, delivery, req.requester, "\n".join(head + [f"SWITCH SENT RNO/{rno} TO {req.entering}"]))
+            self._send(plan, req.entering, message_text("YQ", req.requester, req.entering, req.control, fields, note))
+            self._send(plan, req.requester, "\n".join(head + [f"SWITCH SENT RNO/{rno} TO {req.entering}"]))
             wait = self.wait_for(req.priority)
             conn.execute("UPDATE hit_request SET rno = ?, fields = ?, wait = ?, due = ?, state = 'open' WHERE id = ?",
-                         (rno, json.dumps(fields), wait, _iso(switch.clock.now() + dt.timedelta(minutes=wait)),
+                         (rno, json.dumps(fields), wait, _iso(self.clock.now() + dt.timedelta(minutes=wait)),
                           req.id))
             return
-        control = next((a.ori for a in switch.registry.agencies.values() if a.control), None)
+        control = next((a.ori for a in registry.agencies.values() if a.control), None)
         tail = (f"NO RESPONSE TO 3 REQUESTS - CONTROL TERMINAL AGENCY {control} NOTIFIED" if control
                 else "NO RESPONSE TO 3 REQUESTS")
-        self._send(switch, delivery, req.requester, "\n".join(head + [tail]))
+        self._send(plan, req.requester, "\n".join(head + [tail]))
         if control:
-            self._send(switch, delivery, control, "\n".join(
+            self._send(plan, control, "\n".join(
                 ["HIT CONFIRMATION UNANSWERED AFTER 3 REQUESTS"] + ([f"*{req.control}"] if req.control else [])
                 + [f"NIC/{req.nic} PRI/{req.priority} REQUESTED BY {req.requester} FROM {req.entering}"]))
         else:
             self.log.error("no control terminal agency in the registry to notify", nic=req.nic)
         conn.execute("UPDATE hit_request SET state = 'expired' WHERE id = ?", (req.id,))
 
-    def _send(self, switch: "Switch", delivery: "Delivery", ori: str, text: str) -> None:
-        from lems.traffic.delivery import PRIORITY_HIT
-
-        outcome = delivery.deliver_to_agency(switch, ori, "U", text, PRIORITY_HIT)
+    def _send(self, plan: "Plan", ori: str, text: str) -> None:
+        outcome = plan.to_agency(ori, "U", text, PRIORITY_HIT)
         if not outcome.reached:
             # Nobody to tell (no terminal, or every queue full): the journal and the log keep it.
-            switch.audit("admin", None, ori=ori, event="HIT CONFIRMATION NOTICE NOT DELIVERED", text=text)
+            self.trail.record("admin", None, ori=ori, event="HIT CONFIRMATION NOTICE NOT DELIVERED", text=text)
             self.log.error("hit confirmation notice not delivered", ori=ori, full=outcome.full)
 
     # -- the console ---------------------------------------------------------------------------

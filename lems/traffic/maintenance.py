@@ -45,16 +45,15 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from lems.files import replies
 from lems.base.errors import Reject
+from lems.base.events import PRIORITY_ORDINARY, Outcome, Transaction
+from lems.files import replies
 from lems.files.handlers import NotOnFile, NotYours, OnFile
-from lems.wire.message import Message, Record
+from lems.wire.message import Record
 
 if TYPE_CHECKING:  # pragma: no cover
-    from lems.base.registry import Operator
-    from lems.core.router import MaintenanceRoute, Router
-    from lems.core.session import Session
-    from lems.core.switch import Switch
+    from lems.traffic.delivery import Plan
+    from lems.traffic.routes import Routing
 
 log = structlog.get_logger("lems.traffic.maintenance")
 
@@ -64,78 +63,75 @@ VERBS = {"enter": "ENTER", "modify": "MODIFY", "cancel": "CANCEL", "locate": "LO
 _savepoints = itertools.count(1)
 
 
-def maintain(router: Router, switch: Switch, session: Session, operator: Operator, msg: Message,
-             spec: Any, ref: str, mroute: MaintenanceRoute) -> tuple[str, str]:
-    """Run one maintenance message through its handler; returns (class, reply text)."""
-    action = spec.action
-    file = router.codec.file(spec.file)
-    handler = router.handlers.get(mroute.handler)
-    method = getattr(handler, action, None) if handler is not None else None
-    if not callable(method):
-        raise Reject(".01.", f"{msg.mke} NOT TAKEN - THE {file.title} FILE HANDLER DOES NOT "
-                             f"{VERBS.get(action, action.upper())} RECORDS")
-    try:
-        record = _call(switch, method, msg, spec.file, mroute.record_set)
-    except OnFile as exc:
-        on_file = exc.record
-        return "E", "\n".join(replies.reject_on_file(on_file, router.codec.file(on_file.file),
-                                                     switch.registry.agency_name(on_file.ori), _cautions(router)))
-    except NotOnFile:
-        return "E", "\n".join(replies.reject_not_on_file(msg))
-    except NotYours as exc:
-        raise Reject(".22.", f"NOT AUTHORIZED - ONLY THE ENTERING AGENCY {exc.record.ori} MAY "
-                             f"{VERBS.get(action, action.upper())} NIC/{exc.record.nic}") from None
-    except Exception as exc:  # noqa: BLE001 - a plug-in's failure is a .30. reply, never a dead switch
-        log.error("handler failed", handler=mroute.handler, mke=msg.mke, file=spec.file, action=action,
-                  record_set=mroute.record_set, error=repr(exc))
-        raise Reject(".30.", f"FILE HANDLER UNAVAILABLE OR FAILED FOR {msg.mke}") from None
-    if not isinstance(record, Record):
-        log.error("handler returned no record", handler=mroute.handler, mke=msg.mke, action=action,
-                  returned=type(record).__name__)
-        raise Reject(".30.", f"FILE HANDLER UNAVAILABLE OR FAILED FOR {msg.mke}")
-    if action == "enter":
-        return "R", "\n".join(replies.entry_accepted(msg, file, record.nic))
-    if action == "locate":
-        _locate_notice(router, switch, msg, record)
-    return "R", "\n".join(replies.maintenance_ack(msg, spec, file, record))
+class Maintenance:
+    """The route step for entry, modify, cancel, locate and clear keys."""
 
+    def __init__(self, routing: "Routing") -> None:
+        self.routing = routing
 
-def _call(switch: Switch, method: Any, msg: Message, file: str, record_set: str) -> Record:
-    """The handler call, its store writes undone when it raises anything but a refusal."""
-    store = getattr(switch, "store", None)
-    if store is None or not hasattr(store, "write"):
-        return method(msg, file, record_set)
-    name = f"maintain_{next(_savepoints)}"
-    conn = store.write()
-    conn.execute(f"SAVEPOINT {name}")
-    try:
-        record = method(msg, file, record_set)
-    except BaseException:
-        conn.execute(f"ROLLBACK TO {name}")
+    def takes(self, spec: Any) -> bool:
+        return spec.file in self.routing.table.maintenance
+
+    def __call__(self, txn: Transaction) -> Outcome:
+        """Run one maintenance message through its handler."""
+        msg, spec, routing = txn.message, txn.spec, self.routing
+        mroute = routing.table.maintenance[spec.file]
+        action = spec.action
+        file = routing.codec.file(spec.file)
+        handler = routing.handlers.get(mroute.handler)
+        method = getattr(handler, action, None) if handler is not None else None
+        if not callable(method):
+            raise Reject(".01.", f"{msg.mke} NOT TAKEN - THE {file.title} FILE HANDLER DOES NOT "
+                                 f"{VERBS.get(action, action.upper())} RECORDS")
+        try:
+            record = self._call(method, msg, spec.file, mroute.record_set)
+        except OnFile as exc:
+            on_file = exc.record
+            return Outcome("E", "\n".join(replies.reject_on_file(on_file, routing.codec.file(on_file.file),
+                                                                  txn.registry.agency_name(on_file.ori),
+                                                                  routing.codec.catalogue.cautions)))
+        except NotOnFile:
+            return Outcome("E", "\n".join(replies.reject_not_on_file(msg)))
+        except NotYours as exc:
+            raise Reject(".22.", f"NOT AUTHORIZED - ONLY THE ENTERING AGENCY {exc.record.ori} MAY "
+                                 f"{VERBS.get(action, action.upper())} NIC/{exc.record.nic}") from None
+        except Exception as exc:  # noqa: BLE001 - a plug-in's failure is a .30. reply, never a dead switch
+            log.error("handler failed", handler=mroute.handler, mke=msg.mke, file=spec.file, action=action,
+                      record_set=mroute.record_set, error=repr(exc))
+            raise Reject(".30.", f"FILE HANDLER UNAVAILABLE OR FAILED FOR {msg.mke}") from None
+        if not isinstance(record, Record):
+            log.error("handler returned no record", handler=mroute.handler, mke=msg.mke, action=action,
+                      returned=type(record).__name__)
+            raise Reject(".30.", f"FILE HANDLER UNAVAILABLE OR FAILED FOR {msg.mke}")
+        if action == "enter":
+            return Outcome("R", "\n".join(replies.entry_accepted(msg, file, record.nic)))
+        plan = routing.courier.plan(txn.registry, txn.presence)
+        if action == "locate":
+            self._locate_notice(plan, txn, record)
+        return plan.outcome("R", "\n".join(replies.maintenance_ack(msg, spec, file, record)))
+
+    def _call(self, method: Any, msg: Any, file: str, record_set: str) -> Record:
+        """The handler call, its store writes undone when it raises anything but a refusal."""
+        name = f"maintain_{next(_savepoints)}"
+        conn = self.routing.store.write()
+        conn.execute(f"SAVEPOINT {name}")
+        try:
+            record = method(msg, file, record_set)
+        except BaseException:
+            conn.execute(f"ROLLBACK TO {name}")
+            conn.execute(f"RELEASE {name}")
+            raise
         conn.execute(f"RELEASE {name}")
-        raise
-    conn.execute(f"RELEASE {name}")
-    return record
+        return record
 
-
-def _locate_notice(router: Router, switch: Switch, msg: Message, record: Record) -> None:
-    """Tell every terminal of the entering agency (queued when not connected)."""
-    text = "\n".join(replies.locate_notice(record, router.codec.file(record.file), msg.ori, msg))
-    if router.delivery is None:
-        for terminal in switch.registry.terminals_of(record.ori):
-            switch.notify(terminal.id, "U", text)
-        return
-    from lems.traffic.delivery import PRIORITY_ORDINARY
-
-    try:
-        outcome = router.delivery.deliver_to_agency(switch, record.ori, "U", text, PRIORITY_ORDINARY)
-    except Exception as exc:  # noqa: BLE001 - the locate is on file; a notice that cannot go is logged, not a failed reply
-        log.error("locate notice not sent", nic=record.nic, ori=record.ori, error=repr(exc))
-        return
-    log.info("locate notice", nic=record.nic, ori=record.ori, by=msg.ori,
-             delivered=list(getattr(outcome, "delivered", ())), queued=list(getattr(outcome, "queued", ())))
-
-
-def _cautions(router: Router) -> Any | None:
-    catalogue = getattr(router.codec, "catalogue", None)
-    return getattr(catalogue, "cautions", None)
+    def _locate_notice(self, plan: "Plan", txn: Transaction, record: Record) -> None:
+        """Tell every terminal of the entering agency (queued when not connected)."""
+        msg = txn.message
+        text = "\n".join(replies.locate_notice(record, self.routing.codec.file(record.file), msg.ori, msg))
+        try:
+            outcome = plan.to_agency(record.ori, "U", text, PRIORITY_ORDINARY)
+        except Exception as exc:  # noqa: BLE001 - the locate is on file; a notice that cannot go is logged
+            log.error("locate notice not sent", nic=record.nic, ori=record.ori, error=repr(exc))
+            return
+        log.info("locate notice", nic=record.nic, ori=record.ori, by=msg.ori,
+                 delivered=list(outcome.delivered), queued=list(outcome.queued))

@@ -64,17 +64,18 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import attrs
+import structlog
 
-from lems.files import replies
 from lems.base.errors import Reject
+from lems.base.events import PRIORITY_ORDINARY, Outcome, Transaction
+from lems.files import replies
 from lems.wire.message import Message, Record
-from lems.core.router import timed
 
 if TYPE_CHECKING:  # pragma: no cover
-    from lems.base.registry import Operator
-    from lems.core.router import Router, StateRoute
-    from lems.core.session import Session
-    from lems.core.switch import Switch
+    from lems.traffic.delivery import Plan
+    from lems.traffic.routes import Routing, StateRoute
+
+log = structlog.get_logger("lems.traffic.nlets")
 
 NATIONWIDE = "NL"
 
@@ -119,109 +120,109 @@ class Summary:
 Part = StateAnswer | Refusal | Delivered | Summary
 
 
-def inquire(router: Router, switch: Switch, session: Session, operator: Operator, msg: Message,
-            spec: Any, ref: str) -> tuple[str, str]:
-    """The router's step for an Nlets-family inquiry key: ``("R", text)`` or a ``Reject``."""
-    received = switch.clock.now()
-    input_seq = switch.journal.head[0]
-    states = router.table.states
-    by_ori = {s.ori: s for s in states.values()}
-    answers: dict[str, StateAnswer] = {}   # by state code: each state is asked once per message
-    shown: set[str] = set()                # states whose section is already in the reply
-    parts: list[Part] = []
-    queued: list[str] = []
+class NletsInquiry:
+    """The route step for an Nlets-family inquiry key (RQ, DQ, KQ, IQ, FQ, AQ, BQ, CPQ)."""
 
-    def answer(state: StateRoute) -> StateAnswer:
-        if state.code not in answers:
-            answers[state.code] = _ask(router, switch, msg, spec, state)
-        return answers[state.code]
+    def __init__(self, routing: "Routing") -> None:
+        self.routing = routing
 
-    def show(state: StateRoute) -> None:
-        found = answer(state)
-        if state.code not in shown:
-            shown.add(state.code)
-            parts.append(found)
+    def __call__(self, txn: Transaction) -> Outcome:
+        """An ``R`` outcome whose sections print the reply's own OSN, or a ``Reject``."""
+        msg, spec = txn.message, txn.spec
+        states = self.routing.table.states
+        by_ori = {s.ori: s for s in states.values()}
+        answers: dict[str, StateAnswer] = {}   # by state code: each state is asked once per message
+        shown: set[str] = set()                # states whose section is already in the reply
+        parts: list[Part] = []
+        queued: list[str] = []
+        plan = self.routing.courier.plan(txn.registry, txn.presence)
 
-    for dest in msg.dests:
-        if dest == NATIONWIDE:
-            if spec.max_dests == 1:
-                parts.append(Refusal(dest, Reject(".01.", f"NL - {msg.mke} IS A SINGLE STATE INQUIRY, "
-                                                          "NAME ONE STATE")))
-            elif not states:
-                parts.append(Refusal(dest, Reject(".01.", "NL - NO STATE IS CONFIGURED ON THIS SWITCH")))
+        def answer(state: StateRoute) -> StateAnswer:
+            if state.code not in answers:
+                answers[state.code] = self._ask(txn, state)
+            return answers[state.code]
+
+        def show(state: StateRoute) -> None:
+            found = answer(state)
+            if state.code not in shown:
+                shown.add(state.code)
+                parts.append(found)
+
+        for dest in msg.dests:
+            if dest == NATIONWIDE:
+                if spec.max_dests == 1:
+                    parts.append(Refusal(dest, Reject(".01.", f"NL - {msg.mke} IS A SINGLE STATE INQUIRY, "
+                                                              "NAME ONE STATE")))
+                elif not states:
+                    parts.append(Refusal(dest, Reject(".01.", "NL - NO STATE IS CONFIGURED ON THIS SWITCH")))
+                else:
+                    for state in states.values():
+                        show(state)
+                    parts.append(Summary(tuple(answers[code] for code in states)))
+            elif dest in states:
+                show(states[dest])
+            elif dest in by_ori:
+                show(by_ori[dest])
+            elif len(dest) == 2:
+                parts.append(Refusal(dest, Reject(".01.", f"{dest} NOT A CONFIGURED STATE - DESTINATION DOES NOT "
+                                                          f"ACCEPT {msg.mke}")))
+            elif len(dest) == 9:
+                parts.append(self._carry(txn, plan, dest, queued))
             else:
-                for state in states.values():
-                    show(state)
-                parts.append(Summary(tuple(answers[code] for code in states)))
-        elif dest in states:
-            show(states[dest])
-        elif dest in by_ori:
-            show(by_ori[dest])
-        elif len(dest) == 2:
-            parts.append(Refusal(dest, Reject(".01.", f"{dest} NOT A CONFIGURED STATE - DESTINATION DOES NOT "
-                                                      f"ACCEPT {msg.mke}")))
-        elif len(dest) == 9:
-            parts.append(_carry(router, switch, msg, dest, queued))
-        else:
-            parts.append(Refusal(dest, Reject(".01.", f"{dest} IS NOT A STATE CODE, NL OR AN ORI - "
-                                                      f"DESTINATION DOES NOT ACCEPT {msg.mke}")))
+                parts.append(Refusal(dest, Reject(".01.", f"{dest} IS NOT A STATE CODE, NL OR AN ORI - "
+                                                          f"DESTINATION DOES NOT ACCEPT {msg.mke}")))
 
-    if not any(isinstance(p, Delivered) or (isinstance(p, StateAnswer) and not p.failed) for p in parts):
-        raise _first_refusal(msg, parts)
-    if queued:
-        router.delivery.notify_queued(switch, session, msg, ref, queued)
+        if not any(isinstance(p, Delivered) or (isinstance(p, StateAnswer) and not p.failed) for p in parts):
+            raise _first_refusal(msg, parts)
+        if queued:
+            plan.queued_notice(txn, queued)
+        sent = self.routing.clock.now()
 
-    # Read last: a delivery above may have written to the sender's own terminal.
-    sent = switch.clock.now()
-    output_seq = switch.store.peek_osn(session.terminal.id)
-    sections = [_render(p, msg, spec, received, input_seq, sent, output_seq) for p in parts]
-    return "R", "\n\n".join("\n".join(lines) for lines in sections)
+        def render(output_seq: int) -> str:
+            # The reply prints its own OSN: numbered after the notices above went out.
+            sections = [_render(p, msg, spec, txn.received, txn.input_seq, sent, output_seq) for p in parts]
+            return "\n\n".join("\n".join(lines) for lines in sections)
 
+        return plan.outcome("R", render=render)
 
-# -- one destination --------------------------------------------------------------------------
+    # -- one destination --------------------------------------------------------------------
 
+    def _ask(self, txn: Transaction, state: StateRoute) -> StateAnswer:
+        """Ask a state's handler; any exception (or a record the switch cannot show) is no answer."""
+        msg, spec = txn.message, txn.spec
+        record_set = state.set_for(spec.file)
+        try:
+            records: Sequence[Record] = self.routing.timed(self.routing.handlers[state.handler].inquire, msg,
+                                                           spec.file, record_set)
+            body: list[str] = []
+            for record in records:
+                body += self._hit_block(txn, record)
+        except Exception as exc:  # noqa: BLE001 - a plug-in's failure is a .30. section, not a dead switch
+            log.error("state handler failed", state=state.code, handler=state.handler, file=spec.file,
+                      record_set=record_set, error=repr(exc))
+            return StateAnswer(state, failed=True)
+        if not body:
+            return StateAnswer(state, (f"NO RECORD {replies.criteria_text(msg, spec)}".rstrip(),))
+        return StateAnswer(state, tuple(body), hit=True)
 
-def _ask(router: Router, switch: Switch, msg: Message, spec: Any, state: StateRoute) -> StateAnswer:
-    """Ask a state's handler; any exception (or a record the switch cannot show) is no answer."""
-    record_set = state.set_for(spec.file)
-    try:
-        records: Sequence[Record] = timed(switch, router.handlers[state.handler].inquire, msg, spec.file,
-                                          record_set)
-        body: list[str] = []
-        for record in records:
-            body += _hit_block(switch, record)
-    except Exception as exc:  # noqa: BLE001 - a plug-in's failure is a .30. section, not a dead switch
-        router.log.error("state handler failed", state=state.code, handler=state.handler, file=spec.file,
-                         record_set=record_set, error=repr(exc))
-        return StateAnswer(state, failed=True)
-    if not body:
-        return StateAnswer(state, (f"NO RECORD {replies.criteria_text(msg, spec)}".rstrip(),))
-    return StateAnswer(state, tuple(body), hit=True)
+    def _hit_block(self, txn: Transaction, record: Record) -> list[str]:
+        file = self.routing.codec.file(record.file)
+        # A registration, licence or history is not a hot record: no IMMED CONFIRM line
+        # for the inquiry-only data sets (files without a NIC letter).
+        return replies.hit_block(record, file, txn.registry.agency_name(record.ori), confirm=file.letter is not None)
 
-
-def _hit_block(switch: Switch, record: Record) -> list[str]:
-    file = switch.codec.file(record.file)
-    # A registration, licence or history is not a hot record: no IMMED CONFIRM line
-    # for the inquiry-only data sets (files without a NIC letter).
-    return replies.hit_block(record, file, switch.registry.agency_name(record.ori), confirm=file.letter is not None)
-
-
-def _carry(router: Router, switch: Switch, msg: Message, dest: str, queued: list[str]) -> Part:
-    """An ORI destination: deliver to the agency's terminals, as an AM is."""
-    delivery = router.delivery
-    if delivery is None:
-        return Refusal(dest, Reject(".01.", f"{dest} NOT REACHABLE - NO DELIVERY TO AGENCIES ON THIS SWITCH"))
-    problem = delivery.destination_problem(switch, dest, msg.mke)
-    if problem is not None:
-        return Refusal(dest, problem)
-    from lems.traffic.delivery import PRIORITY_ORDINARY
-
-    outcome = delivery.deliver_to_agency(switch, dest, "U", delivery_text(msg, dest), PRIORITY_ORDINARY)
-    if not outcome.reached:
-        return Refusal(dest, Reject(".04.", f"{dest} QUEUE FULL FOR {' '.join(outcome.full)}, MESSAGE NOT QUEUED"))
-    if outcome.queued and not outcome.delivered:
-        queued.append(dest)
-    return Delivered(dest, outcome.line())
+    def _carry(self, txn: Transaction, plan: "Plan", dest: str, queued: list[str]) -> Part:
+        """An ORI destination: deliver to the agency's terminals, as an AM is."""
+        msg = txn.message
+        problem = self.routing.courier.destination_problem(txn.registry, dest, msg.mke)
+        if problem is not None:
+            return Refusal(dest, problem)
+        outcome = plan.to_agency(dest, "U", delivery_text(msg, dest), PRIORITY_ORDINARY)
+        if not outcome.reached:
+            return Refusal(dest, Reject(".04.", f"{dest} QUEUE FULL FOR {' '.join(outcome.full)}, MESSAGE NOT QUEUED"))
+        if outcome.queued and not outcome.delivered:
+            queued.append(dest)
+        return Delivered(dest, outcome.line())
 
 
 def delivery_text(msg: Message, addressed: str) -> str:
