@@ -18,9 +18,9 @@ from lems.wire.message import Message
 from lems.base.registry import Agency, Operator, Registry, Terminal
 
 LEVEL_RANK = {"inquiry": 0, "entry": 1, "full": 2}
-# Certification lasts two years; a new operator has 60 days from the training
-# guide's issue to be certified.
-CERTIFICATION_DAYS = 730
+# Certification lasts two years (to the same calendar day); a new operator has
+# 60 days from the training guide's issue to be certified.
+CERTIFICATION_YEARS = 2
 GUIDE_DAYS = 60
 # Notice of termination, or the signing official leaving, ends an agreement 30 days later.
 AGREEMENT_TAIL_DAYS = 30
@@ -89,7 +89,7 @@ class Policy:
     # -- operators ----------------------------------------------------------------------
 
     def certification_expires(self, operator: Operator) -> Optional[dt.date]:
-        return _years_after(operator.certified, 2) if operator.certified else None
+        return _years_after(operator.certified, CERTIFICATION_YEARS) if operator.certified else None
 
     def operator_problem(self, operator: Operator, today: Optional[dt.date] = None) -> Optional[str]:
         today = today or self.today()
