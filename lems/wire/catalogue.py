@@ -421,11 +421,7 @@ class _Loader:
             raise CatalogueError(f"{where}: no [file.<name>] tables")
         for name, spec in table.items():
             at = f"{where}: file {name}"
-            if not isinstance(spec, dict):
-                raise CatalogueError(f"{at}: must be a table")
-            extra = set(spec) - _FILE_KEYS
-            if extra:
-                raise CatalogueError(f"{at}: unknown attribute(s) {', '.join(sorted(extra))}")
+            _check_table(at, spec, _FILE_KEYS)
             title, kind = spec.get("title"), spec.get("kind")
             if not isinstance(title, str) or not title:
                 raise CatalogueError(f"{at}: title missing")
@@ -468,11 +464,7 @@ class _Loader:
             raise CatalogueError(f"{FILES_TOML}: no [kind.<name>] tables (person, property: record_word, confirm_line)")
         for name, spec in raw.items():
             at = f"{FILES_TOML}: kind {name}"
-            if not isinstance(spec, dict):
-                raise CatalogueError(f"{at}: must be a table")
-            extra = set(spec) - _KIND_KEYS
-            if extra:
-                raise CatalogueError(f"{at}: unknown attribute(s) {', '.join(sorted(extra))}")
+            _check_table(at, spec, _KIND_KEYS)
             for attr in sorted(_KIND_KEYS):
                 if not (isinstance(spec.get(attr), str) and spec[attr]):
                     raise CatalogueError(f"{at}: {attr} missing")
@@ -483,11 +475,9 @@ class _Loader:
         out: dict[str, Any] = {}
         for table, attributes in _SHARED.items():
             spec = raw.get(table)
-            if not isinstance(spec, dict):
+            if spec is None:
                 raise CatalogueError(f"{FILES_TOML}: [{table}] missing ({', '.join(attributes)})")
-            extra = set(spec) - set(attributes)
-            if extra:
-                raise CatalogueError(f"{FILES_TOML}: [{table}]: unknown attribute(s) {', '.join(sorted(extra))}")
+            _check_table(f"{FILES_TOML}: [{table}]", spec, set(attributes))
             for attr, shape in attributes.items():
                 at = f"{FILES_TOML}: [{table}] {attr}"
                 if attr not in spec:
@@ -756,6 +746,14 @@ class _Loader:
 
 def _is_str_list(value: Any) -> bool:
     return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+
+def _check_table(at: str, spec: Any, allowed: set[str]) -> None:
+    if not isinstance(spec, dict):
+        raise CatalogueError(f"{at}: must be a table")
+    extra = set(spec) - allowed
+    if extra:
+        raise CatalogueError(f"{at}: unknown attribute(s) {', '.join(sorted(extra))}")
 
 
 def _is_codes(value: Any, shape: type) -> bool:
