@@ -74,7 +74,7 @@ LOCATE_FIELDS = frozenset({"DOL", "LCA", LOCATING_ORI})
 _SPACES = re.compile(r"\s+")
 
 
-def normalize(code: str, value: str | None, numbers: Iterable[str]) -> str:
+def normalize(code: str, value: str | None, numbers: tuple[str, ...]) -> str:
     """How two values of a field compare: numbers (the file's, files.toml) without spaces
     or hyphens, names and text upper case with single spaces and none after the comma."""
     if value is None:
