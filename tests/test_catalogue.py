@@ -42,6 +42,30 @@ def test_nic_letters_and_titles(catalogue):
     assert catalogue.files["vehicle"].record_word == "RECORD"
     assert catalogue.files["gun"].confirm_line == "IMMED CONFIRM RECORD WITH ORI"
     assert catalogue.files["wanted"].confirm_line == "IMMED CONFIRM WARRANT AND EXTRADITION WITH ORI"
+    assert catalogue.files["protection"].confirm_line == "IMMED CONFIRM WARRANT AND EXTRADITION WITH ORI"
+    assert {f.name: f.id_letter for f in catalogue.files.values() if f.id_letter} == {
+        "history": "I", "registration": "R", "driver": "D", "driverhistory": "K", "boatreg": "E", "corrections": "Q"}
+    assert catalogue.file_letters["boatreg"] == "E" and catalogue.file_letters["boat"] == "B"
+
+
+def test_hit_confirmation_types(catalogue):
+    """RTY -> the file it confirms (PROTOCOL.md 5.4) and the data set a request of that type carries."""
+    letters = {rty: catalogue.file_for_rty(rty).letter for rty in catalogue.codes["HIT_TYPE"]}
+    assert letters == {"WP": "W", "MP": "M", "PO": "H", "SR": "C", "SO": "X", "PP": "P", "VE": "V", "LP": "L",
+                       "GU": "G", "AR": "A", "BO": "B", "SE": "S"}
+    assert catalogue.file_for_rty("VE").identified_by == (("VIN",), ("LIC",))
+    assert catalogue.file_for_rty("WP").identified_by == (("NAM",),)
+    assert catalogue.file_for_rty("XX") is None
+    assert catalogue.compared[:4] == ("NAM", "DOB", "SEX", "RAC")
+
+
+def test_search_rules(catalogue):
+    """A file's numbers and narrowing are [search]'s plus its own; an unknown file gets [search]'s."""
+    default = catalogue.search_rule("nosuchfile")
+    assert default == catalogue.search and "SOR" in default.numbers and "DOB" not in default.numbers
+    assert dict(default.narrowing) == {"LIC": "LIS", "OLN": "OLS"}
+    assert dict(catalogue.search_rule("article").narrowing) == {"LIC": "LIS", "OLN": "OLS", "SER": "TYP", "OAN": "TYP"}
+    assert catalogue.search_rule("wanted") == default
 
 
 def test_access_attributes(catalogue):
@@ -106,6 +130,32 @@ BROKEN = [
     ("files.toml", 'letter = "G"', 'letter = "W"', "files.toml: file gun: letter W already belongs to file wanted"),
     ("control.toml", 'example = "HBT"', 'example = "HBT.X"', "control.toml: key HBT: example is rejected"),
     ("ncic.toml", 'file = "gun"\naction = "inquiry"', 'file = "guns"\naction = "inquiry"', "ncic.toml: key QG: file 'guns'"),
+    # files.toml: every new entry is checked and named
+    ("files.toml", '[file.gun]\nletter = "G"\n', '[file.gun]\n', "files.toml: file gun: give letter"),
+    ("files.toml", 'id_letter = "R"', 'id_letter = "RR"', "files.toml: file registration: id_letter must be one capital"),
+    ("files.toml", 'id_letter = "E"', 'id_letter = "B"', "files.toml: file boatreg: letter B already belongs to file boat"),
+    ("files.toml", 'rty = "LP"', 'rty = "VE"', "files.toml: file plate: rty VE already belongs to file vehicle"),
+    ("files.toml", 'rty = "GU"', 'rty = "GUN"', "files.toml: file gun: rty must be two capital letters"),
+    ("files.toml", 'identified_by = [["SER"]]\nnarrowing = { SER = "TYP" }', 'identified_by = [["SER", "XYZ"]]',
+     "files.toml: file securities: identified_by field XYZ is not a defined field"),
+    ("files.toml", 'rty = "GU"\nidentified_by = [["SER"]]', 'rty = "GU"', "files.toml: file gun: rty GU needs identified_by"),
+    ("files.toml", 'identified_by = [["REG"], ["BHN"]]', 'identified_by = "REG"', "files.toml: file boat: rty BO needs identified_by"),
+    ("files.toml", '[file.boatreg]\nid_letter = "E"\n', '[file.boatreg]\nid_letter = "E"\nrty = "BR"\n',
+     "files.toml: file boatreg: rty BR needs a NIC letter"),
+    ("files.toml", 'rty = "GU"', 'rty = "GX"', "files.toml: file gun: rty GX is not a code of field RTY"),
+    ("files.toml", 'kind = "property"\nduplicate = ["SER", "MAK", "CAL"]', 'kind = "thing"\nduplicate = ["SER"]',
+     "files.toml: file gun: kind must be one of person, property"),
+    ("files.toml", 'record_word = "RECORD"\n', '', "files.toml: kind property: record_word missing"),
+    ("files.toml", '[search]\nnumbers', '[search]\nnumbrs', "files.toml: [search]: unknown attribute(s) numbrs"),
+    ("files.toml", '"PNO", "SOR"]', '"PNO", "SOX"]', "files.toml: [search]: numbers field SOX is not a defined field"),
+    ("files.toml", 'narrowing = { LIC = "LIS", OLN = "OLS" }', 'narrowing = ["LIC"]',
+     "files.toml: [search] narrowing must be a table"),
+    ("files.toml", '[maintenance]\nidentifiers = [', '[maintenance]\nidentifier = [', "files.toml: [maintenance]"),
+    ("files.toml", '[hit_confirmation]\ncompared', '[hit_confirmations]\ncompared', "files.toml: unknown table(s) hit_confirmations"),
+    ("files.toml", 'narrowing = { SER = "TYP", OAN = "TYP" }', 'narrowing = { SER = "TYQ" }',
+     "files.toml: file article: narrowing field TYQ is not a defined field"),
+    ("files.toml", '[file.registration]\nid_letter = "R"\n', '[file.registration]\n',
+     "files.toml: file registration: give letter"),
 ]
 
 
@@ -118,6 +168,13 @@ def test_broken_catalogue_names_file_and_problem(formats_copy, name, old, new, m
     with pytest.raises(CatalogueError) as info:
         Codec.from_dir(formats_copy)
     assert message in str(info.value)
+
+
+def test_entry_key_for_a_file_without_nic_letter(formats_copy):
+    with (formats_copy / "nlets.toml").open("a") as f:
+        f.write('\n[key.RE]\ntitle = "X"\nfile = "registration"\naction = "enter"\nlevel = "entry"\nfields = ["LIC"]\n')
+    with pytest.raises(CatalogueError, match="nlets.toml: key RE: file registration has no NIC letter"):
+        Catalogue.load(formats_copy)
 
 
 def test_missing_files_toml(formats_copy):

@@ -9,20 +9,24 @@ import attrs
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
+from lems.wire.catalogue import Catalogue
 from lems.wire.message import Record
 from lems.files.records import (
-    FILE_LETTERS, REGISTRATION_FIELDS, REGISTRATION_LINE, REGISTRATION_WIDTH, RecordFileError, RecordFiles, RecordIndex,
+    REGISTRATION_FIELDS, REGISTRATION_LINE, REGISTRATION_WIDTH, RecordFileError, RecordFiles, RecordIndex,
     data_fields, load_record_files, record_from_json, record_to_json, registration_from_line,
     registration_to_line, synthetic_records, text_lines, validate,
 )
 
-DEMO = Path(__file__).resolve().parent.parent / "routes" / "records"
+ROOT = Path(__file__).resolve().parent.parent
+DEMO = ROOT / "routes" / "records"
+CATALOGUE = Catalogue.load(ROOT / "formats")
+FILE_LETTERS = dict(CATALOGUE.file_letters)
 PERSONS = ("wanted", "missing", "protection", "supervised", "sexoffender")
 
 
 @pytest.fixture(scope="module")
 def demo() -> RecordFiles:
-    return RecordFiles.load(DEMO)
+    return RecordFiles.load(DEMO, CATALOGUE)
 
 
 def nics(records):
@@ -179,7 +183,7 @@ def write(tmp_path: Path, name: str, *lines: str) -> Path:
 def test_bad_record_names_file_and_line(tmp_path, change, words):
     write(tmp_path, "a.jsonl", json.dumps(GOOD), "", json.dumps({**GOOD, "nic": "G000000002", **change}))
     with pytest.raises(RecordFileError) as err:
-        load_record_files(tmp_path)
+        load_record_files(tmp_path, CATALOGUE)
     assert err.value.line == 3 and err.value.path.endswith("a.jsonl")
     assert "a.jsonl:3:" in str(err.value) and words in str(err.value)
 
@@ -187,24 +191,24 @@ def test_bad_record_names_file_and_line(tmp_path, change, words):
 def test_bad_json_and_duplicate_nic(tmp_path):
     write(tmp_path, "a.jsonl", "{not json")
     with pytest.raises(RecordFileError, match=r"a\.jsonl:1:"):
-        load_record_files(tmp_path)
+        load_record_files(tmp_path, CATALOGUE)
     write(tmp_path, "a.jsonl", json.dumps(GOOD))
     write(tmp_path, "b.jsonl", json.dumps(GOOD))
     with pytest.raises(RecordFileError, match=r"b\.jsonl:1: nic G000000001 already used at a\.jsonl:1"):
-        load_record_files(tmp_path)
+        load_record_files(tmp_path, CATALOGUE)
 
 
 def test_bad_fixed_width_line(tmp_path):
     line = registration_to_line(next(synthetic_records("registration", 1, 0)))
     (tmp_path / "x.fw").write_bytes(b"# header\n" + line + b"\n" + line[:-3] + b"\n")
     with pytest.raises(RecordFileError, match=rf"x\.fw:3: line is {REGISTRATION_WIDTH - 3} characters"):
-        load_record_files(tmp_path)
+        load_record_files(tmp_path, CATALOGUE)
     too_long = next(synthetic_records("registration", 1, 0))
     with pytest.raises(ValueError, match="does not fit the layout"):
         registration_to_line(attrs.evolve(too_long, fields=(("LIC", "X" * 11),)))
     bad_status = line[:29] + b"Z" + line[30:]
     with pytest.raises(ValueError, match="status column"):
-        registration_from_line(bad_status)
+        registration_from_line(bad_status, CATALOGUE)
 
 
 # --- round trips -------------------------------------------------------------
@@ -219,8 +223,8 @@ def test_synthetic_records_are_valid_and_round_trip_json(file, seed):
     assert records == list(synthetic_records(file, 5, seed))
     assert len({r.nic for r in records}) == 5
     for record in records:
-        validate(record)
-        assert record_from_json(json.loads(json.dumps(record_to_json(record)))) == record
+        validate(record, CATALOGUE)
+        assert record_from_json(json.loads(json.dumps(record_to_json(record))), CATALOGUE) == record
 
 
 printable = st.text(alphabet=st.characters(min_codepoint=0x21, max_codepoint=0x5A), max_size=8)
@@ -240,7 +244,7 @@ def test_fixed_width_round_trip(seed, state, status, overrides):
         (code, fields[code]) for code in REGISTRATION_FIELDS if fields.get(code)))
     line = registration_to_line(record)
     assert len(line) == REGISTRATION_WIDTH
-    assert registration_from_line(line) == record
+    assert registration_from_line(line, CATALOGUE) == record
 
 
 # --- index maintenance -------------------------------------------------------
@@ -253,7 +257,7 @@ def person(nic: str, name: str, dob: str, **more: str) -> Record:
 
 
 def test_add_replace_remove():
-    index = RecordIndex("wanted", "LEDS")
+    index = RecordIndex("wanted", "LEDS", CATALOGUE)
     first = person("W000100001", "TESTER, ONE", "19900101", SOC="999-11-0001")
     index.add(first)
     with pytest.raises(ValueError, match="already on file"):
@@ -277,7 +281,7 @@ def test_add_replace_remove():
 
 
 def test_aliases_and_extra_dates_of_birth_are_searched():
-    index = RecordIndex("wanted", "LEDS")
+    index = RecordIndex("wanted", "LEDS", CATALOGUE)
     index.add(person("W000100001", "O'TESTER, PAT", "19880101", AKA="SAMPLER, PAT"))
     index.add(Record("wanted", "W000100002", "OR9990100",
                      (("NAM", "MULTI, DOB"), ("DOB", "19700101"), ("DOB", "19710202")), "20250101", "LEDS"))
@@ -287,7 +291,7 @@ def test_aliases_and_extra_dates_of_birth_are_searched():
 
 
 def test_records_files_make_indexes_on_demand():
-    files = RecordFiles()
+    files = RecordFiles(CATALOGUE)
     index = files.index("gun", "LEDS")
     assert files.index("gun", "LEDS") is index and files.sets_for("gun") == ()
     files.add(Record("gun", "G000100001", "OR9990100", (("SER", "A1"),), "20250101", "WA"))
@@ -339,7 +343,7 @@ def inquiry(draw):
 @given(st.sampled_from(["wanted", "history", "article"]), st.data())
 @settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow])
 def test_search_agrees_with_scan(file, data):
-    index = RecordIndex(file, "NCIC")
+    index = RecordIndex(file, "NCIC", CATALOGUE)
     count = data.draw(st.integers(0, 12))
     for i in range(count):
         index.add(data.draw(records(file, i)))
@@ -373,7 +377,7 @@ def examined(index: RecordIndex, asked) -> int:
     ("history", lambda r: [{"NAM": r.get("NAM"), "DOB": r.get("DOB"), "SEX": r.get("SEX")}, {"FBI": r.get("FBI")}]),
 ])
 def test_search_touches_only_its_buckets(file, asks):
-    small, large = RecordIndex(file, "NCIC"), RecordIndex(file, "NCIC")
+    small, large = RecordIndex(file, "NCIC", CATALOGUE), RecordIndex(file, "NCIC", CATALOGUE)
     generated = list(synthetic_records(file, 20_000, seed=7))
     for record in generated[:1_000]:
         small.add(record)

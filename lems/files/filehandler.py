@@ -22,8 +22,8 @@ entries, locates and clears survive a restart and a reload.
   takes an entry and kept up to date by every change: never a scan per entry.
 * The record to change is named by ``NIC`` (its letter must be the file's) and
   must be on file; every identifying field the message gives (the key's ``NAM |
-  OCA``-style requirement: NAM, OCA, VIN, LIC, SER, OAN, REG, BHN) must equal
-  the record's, else ``NotOnFile``.  In a modify the first identifying field
+  OCA``-style requirement, else files.toml ``[maintenance] identifiers``) must
+  equal the record's, else ``NotOnFile``.  In a modify the first identifying field
   given identifies and any later one is a change.
 * Modify, cancel and clear: the entering ORI only (``NotYours``).  Locate: any
   ORI; the record stays on file with status ``located`` and the locate data as
@@ -47,8 +47,6 @@ from lems.base.errors import Reject
 from lems.files.handlers import HandlerContext, HandlerError, NotOnFile, NotYours, OnFile
 from lems.wire.message import Message, Record
 from lems.files.records import (
-    NIC_LETTERS,
-    NUMBER_FIELDS,
     ON_FILE,
     Criteria,
     RecordFileError,
@@ -66,9 +64,6 @@ from lems.files.records import (
 FIRST_NUMBER = 100_000
 LAST_NUMBER = 999_999_999
 
-# Fields that name a record in a modify, cancel, locate or clear, when the key's
-# catalogue entry does not say (its "NAM | OCA"-style requirement does).
-IDENTIFIERS = ("NAM", "OCA", "VIN", "LIC", "SER", "OAN", "REG", "BHN")
 # Fields a change message carries that are not record data.
 NOT_DATA = frozenset({"NIC"})
 # The date field each action writes on the record.
@@ -77,15 +72,14 @@ LOCATING_ORI = "LOR"
 LOCATE_FIELDS = frozenset({"DOL", "LCA", LOCATING_ORI})
 
 _SPACES = re.compile(r"\s+")
-_NUMBERS = frozenset(NUMBER_FIELDS)
 
 
-def normalize(code: str, value: str | None) -> str:
-    """How two values of a field compare: numbers without spaces or hyphens,
-    names and text upper case with single spaces and none after the comma."""
+def normalize(code: str, value: str | None, numbers: tuple[str, ...]) -> str:
+    """How two values of a field compare: numbers (the file's, files.toml) without spaces
+    or hyphens, names and text upper case with single spaces and none after the comma."""
     if value is None:
         return ""
-    if code in _NUMBERS:
+    if code in numbers:
         return normalize_number(value)
     return _SPACES.sub(" ", value.strip().upper()).replace(", ", ",")
 
@@ -96,8 +90,12 @@ class RecordFileHandler:
         self.log = structlog.get_logger("lems.files.filehandler")
         self._asked: tuple[Any, Criteria] = (None, Criteria())  # the last inquiry and its cleaned criteria
         directory = context.home / "routes" / context.options.get("records", "records")
+        catalogue = getattr(context.codec, "catalogue", None)
+        if catalogue is None:
+            raise HandlerError("the record file handler needs the catalogues (context.codec.catalogue)")
+        self.catalogue = catalogue
         try:
-            self.files = RecordFiles(load_record_files(directory))
+            self.files = RecordFiles(catalogue, load_record_files(directory, catalogue))
         except (OSError, RecordFileError) as exc:
             raise HandlerError(str(exc)) from exc
         # NIC letter -> last number given.
@@ -125,7 +123,7 @@ class RecordFileHandler:
         on_file = self._duplicate_of(draft)
         if on_file is not None:
             raise OnFile(on_file)
-        validate(draft)  # before a number is spent: a record that could not be reloaded never goes in
+        validate(draft, self.catalogue)  # before a number is spent: a record that could not be reloaded never goes in
         record = attrs.evolve(draft, nic=self._next_nic(letter))
         self._save(record, "enter", msg.ori)
         self.files.index(file, record_set).add(record)
@@ -180,8 +178,9 @@ class RecordFileHandler:
                 continue
             if modify and used:
                 break  # in a modify only the first identifying field identifies; later ones are changes
-            on_file = {normalize(code, v) for name, v in record.fields if name == code}
-            if normalize(code, value) not in on_file:
+            numbers = self.catalogue.search_rule(file).numbers
+            on_file = {normalize(code, v, numbers) for name, v in record.fields if name == code}
+            if normalize(code, value, numbers) not in on_file:
                 raise NotOnFile(f"{code} does not match NIC/{nic}")
             used.add(code)
         return record, used
@@ -192,7 +191,7 @@ class RecordFileHandler:
             raise NotYours(record)
 
     def _replace(self, old: Record, new: Record, action: str, ori: str) -> Record:
-        validate(new)
+        validate(new, self.catalogue)
         self._save(new, action, ori)
         self._unindex_duplicate(old)
         self.files.index(new.file, new.record_set).replace(new)
@@ -213,7 +212,7 @@ class RecordFileHandler:
                         found += tuple(c for c in codes if c not in found)
             except (AttributeError, Reject):  # no catalogue or key at hand: the usual identifiers
                 found = ()
-            found = found or IDENTIFIERS
+            found = found or self.catalogue.identifiers
             self._identifiers[mke] = found
         return found
 
@@ -227,7 +226,8 @@ class RecordFileHandler:
 
     def _duplicate_keys(self, record: Record) -> Iterable[tuple[str, tuple[str, ...], tuple[str, ...]]]:
         """Every (ORI, fields, values) an entry giving some of the duplicate fields would look up."""
-        present = [(code, normalize(code, record.get(code))) for code in self._duplicate_fields(record.file)]
+        numbers = self.catalogue.search_rule(record.file).numbers
+        present = [(code, normalize(code, record.get(code), numbers)) for code in self._duplicate_fields(record.file)]
         present = [(code, value) for code, value in present if value]
         for n in range(1, len(present) + 1):
             for subset in itertools.combinations(present, n):
@@ -245,7 +245,8 @@ class RecordFileHandler:
         return table
 
     def _duplicate_of(self, draft: Record) -> Record | None:
-        given = [(code, normalize(code, draft.get(code))) for code in self._duplicate_fields(draft.file)]
+        numbers = self.catalogue.search_rule(draft.file).numbers
+        given = [(code, normalize(code, draft.get(code), numbers)) for code in self._duplicate_fields(draft.file)]
         given = [(code, value) for code, value in given if value]
         if not given:
             return None
@@ -276,12 +277,8 @@ class RecordFileHandler:
     # -- numbers, dates, cautions -------------------------------------------------------
 
     def _letter(self, file: str) -> str:
-        letter = None
-        try:
-            letter = self.context.codec.file(file).letter
-        except (AttributeError, KeyError):
-            pass
-        letter = letter or NIC_LETTERS.get(file)
+        spec = self.catalogue.files.get(file)
+        letter = spec.letter if spec is not None else None
         if not letter:
             raise HandlerError(f"file {file!r} has no NIC letter and takes no entries")
         return letter
@@ -350,7 +347,7 @@ class RecordFileHandler:
             self._last[letter] = int(last)
         for nic, raw in conn.execute("SELECT nic, record FROM entered_record ORDER BY id"):
             try:
-                record = record_from_json(json.loads(raw))
+                record = record_from_json(json.loads(raw), self.catalogue)
             except ValueError as exc:
                 raise HandlerError(f"entered record {nic} in the store cannot be loaded: {exc}") from exc
             index = self.files.index(record.file, record.record_set)

@@ -10,7 +10,8 @@ Record files live in ``routes/records/``.  Two formats:
 
 Record identifiers (``nic``) are one letter and nine digits.  Files that take
 entries use the NCIC file letters of PROTOCOL.md 5.2; the inquiry-only data sets
-use letters of their own (``ID_LETTERS``).  The demo records use numbers below
+use letters of their own (files.toml ``letter`` and ``id_letter``, so loading and
+indexing take the ``Catalogue``).  The demo records use numbers below
 000100000, run-time entries are numbered from 000100000, and
 ``synthetic_records`` numbers from 500000000, so the three never collide.
 
@@ -36,27 +37,11 @@ from typing import Any, Iterable, Iterator, Mapping, Optional
 import attrs
 import construct as cs
 
+from lems.wire.catalogue import Catalogue, FileSpec
 from lems.wire.message import Record
 from lems.files.phonetic import surname_keys
 
 # --- conventions -------------------------------------------------------------
-
-# NCIC file letters (PROTOCOL.md 5.2): files that take entries through the switch.
-NIC_LETTERS: dict[str, str] = {
-    "wanted": "W", "missing": "M", "protection": "H", "supervised": "C",
-    "sexoffender": "X", "vehicle": "V", "plate": "L", "gun": "G", "article": "A",
-    "boat": "B", "securities": "S", "prohibited": "P",
-}
-# Inquiry-only data sets: a stable id in the same shape.  I for III history,
-# R registration, D driver, K driver history (the KQ key), E boat registration
-# (B is taken by stolen boats), Q corrections (the CPQ key).
-ID_LETTERS: dict[str, str] = {
-    "history": "I", "registration": "R", "driver": "D", "driverhistory": "K",
-    "boatreg": "E", "corrections": "Q",
-}
-FILE_LETTERS: dict[str, str] = {**NIC_LETTERS, **ID_LETTERS}
-
-PERSON_FILES = ("wanted", "missing", "protection", "supervised", "sexoffender")
 
 # The state file and the national file; any other record set is a state code.
 STATE_SETS = ("LEDS", "NCIC")
@@ -66,19 +51,6 @@ STATUSES = frozenset({"active", "located", "cleared", "cancelled"})
 ON_FILE = frozenset({"active", "located"})
 
 TEXT = "RTX"
-
-# Fields that identify a record by exact value.  DOB is not here: it is matched
-# together with the name.
-NUMBER_FIELDS = ("SOC", "FBI", "MNU", "OLN", "SID", "VIN", "LIC", "SER", "OAN",
-                 "REG", "BHN", "PNO", "SOR")
-
-# A number narrowed by a companion field when the inquiry gives both: plates
-# repeat across states, serial numbers across article types.
-NARROWING: dict[str, str] = {"LIC": "LIS", "OLN": "OLS"}
-FILE_NARROWING: dict[str, dict[str, str]] = {
-    "article": {"SER": "TYP", "OAN": "TYP"},
-    "securities": {"SER": "TYP"},
-}
 
 # Synthetic (benchmark) records are numbered from here.
 SYNTHETIC_BASE = 500_000_000
@@ -123,7 +95,7 @@ def _values(record: Record, code: str) -> list[str]:
 # --- JSON lines --------------------------------------------------------------
 
 
-def record_from_json(obj: Any) -> Record:
+def record_from_json(obj: Any, catalogue: Catalogue) -> Record:
     """A Record from one decoded JSON line; ValueError says what is wrong."""
     if not isinstance(obj, dict):
         raise ValueError("a record is a JSON object")
@@ -157,7 +129,7 @@ def record_from_json(obj: Any) -> Record:
     record = Record(file=sys.intern(obj["file"]), nic=obj["nic"], ori=sys.intern(obj["ori"]),
                     fields=tuple(pairs), entered=sys.intern(obj["entered"]), record_set=sys.intern(obj["set"]),
                     caution=sys.intern(caution) if caution else None, status=sys.intern(status))
-    validate(record)
+    validate(record, catalogue)
     return record
 
 
@@ -173,13 +145,13 @@ def record_to_json(record: Record) -> dict[str, Any]:
     return obj
 
 
-def validate(record: Record) -> None:
-    """Raise ValueError naming the first thing wrong with a record."""
+def validate(record: Record, catalogue: Catalogue) -> None:
+    """Raise ValueError naming the first thing wrong with a record (its NIC letter: the catalogue's for its file)."""
     if not re.fullmatch(r"[a-z]+", record.file):
         raise ValueError(f"file {record.file!r} must be a lower-case file name")
     if not _NIC.match(record.nic):
         raise ValueError(f"nic {record.nic!r} must be one letter and 9 digits")
-    letter = FILE_LETTERS.get(record.file)
+    letter = catalogue.file_letters.get(record.file)
     if letter is not None and record.nic[0] != letter:
         raise ValueError(f"nic {record.nic!r} of file {record.file} must start with {letter}")
     if not _ORI.match(record.ori):
@@ -240,7 +212,7 @@ _FW_STATUS = {"A": "active", "L": "located", "C": "cleared", "X": "cancelled"}
 _FW_STATUS_CODE = {name: code for code, name in _FW_STATUS.items()}
 
 
-def registration_from_line(line: bytes) -> Record:
+def registration_from_line(line: bytes, catalogue: Catalogue) -> Record:
     """A registration Record from one fixed-width line; ValueError if malformed."""
     if len(line) != REGISTRATION_WIDTH:
         raise ValueError(f"line is {len(line)} characters, the layout is {REGISTRATION_WIDTH}")
@@ -253,7 +225,7 @@ def registration_from_line(line: bytes) -> Record:
     fields = tuple((code, row[code]) for code in REGISTRATION_FIELDS if row[code])
     record = Record(file="registration", nic=row.nic, ori=row.ori, fields=fields,
                     entered=row.entered, record_set=row.set, status=_FW_STATUS[row.status])
-    validate(record)
+    validate(record, catalogue)
     return record
 
 
@@ -272,30 +244,30 @@ def registration_to_line(record: Record) -> bytes:
 # --- loading -----------------------------------------------------------------
 
 
-def _load_jsonl(path: Path) -> Iterator[tuple[int, Record]]:
+def _load_jsonl(path: Path, catalogue: Catalogue) -> Iterator[tuple[int, Record]]:
     for number, raw in enumerate(path.read_bytes().splitlines(), 1):
         if not raw.strip():
             continue
         try:
-            yield number, record_from_json(json.loads(raw.decode("ascii")))
+            yield number, record_from_json(json.loads(raw.decode("ascii")), catalogue)
         except UnicodeDecodeError:
             raise RecordFileError(path, number, "not ASCII") from None
         except ValueError as exc:  # json.JSONDecodeError is a ValueError
             raise RecordFileError(path, number, str(exc)) from None
 
 
-def _load_fixed_width(path: Path) -> Iterator[tuple[int, Record]]:
+def _load_fixed_width(path: Path, catalogue: Catalogue) -> Iterator[tuple[int, Record]]:
     for number, line in enumerate(path.read_bytes().splitlines(), 1):
         # '#' lines document the layout in the file itself.
         if not line.strip() or line.startswith(b"#"):
             continue
         try:
-            yield number, registration_from_line(line)
+            yield number, registration_from_line(line, catalogue)
         except ValueError as exc:
             raise RecordFileError(path, number, str(exc)) from None
 
 
-def load_record_files(directory: Path | str) -> list[Record]:
+def load_record_files(directory: Path | str, catalogue: Catalogue) -> list[Record]:
     """Every record in ``directory``'s ``*.jsonl`` and ``*.fw`` files, in file name order.
 
     A malformed record, or a NIC used twice, raises RecordFileError naming the
@@ -307,7 +279,7 @@ def load_record_files(directory: Path | str) -> list[Record]:
     paths = sorted(list(directory.glob("*.jsonl")) + list(directory.glob("*.fw")))
     for path in paths:
         loader = _load_fixed_width if path.suffix == ".fw" else _load_jsonl
-        for number, record in loader(path):
+        for number, record in loader(path, catalogue):
             if record.nic in seen:
                 raise RecordFileError(path, number, f"nic {record.nic} already used at {seen[record.nic]}")
             seen[record.nic] = f"{path.name}:{number}"
@@ -421,18 +393,20 @@ class RecordIndex:
 
     ``candidates_examined`` counts the records looked at by ``search`` since the
     index was made: it is how tests show a search reads only its buckets.
+
+    The number fields, their narrowing and the file's letter are read from the
+    catalogue once, here, never per lookup.
     """
 
-    def __init__(self, file: str, record_set: str,
-                 number_fields: Iterable[str] = NUMBER_FIELDS,
-                 narrowing: Optional[Mapping[str, str]] = None) -> None:
+    def __init__(self, file: str, record_set: str, catalogue: Catalogue) -> None:
         self.file = file
         self.record_set = record_set
-        self.number_fields = tuple(number_fields)
+        rule = catalogue.search_rule(file)
+        self.number_fields = rule.numbers
         self._number_set = frozenset(self.number_fields)
-        if narrowing is None:
-            narrowing = {**NARROWING, **FILE_NARROWING.get(file, {})}
-        self.narrowing = dict(narrowing)
+        self.narrowing = dict(rule.narrowing)
+        # None for a file the catalogue does not know: ``RecordFiles.find`` looks in it for any NIC.
+        self.letter = catalogue.file_letters.get(file)
         self.rule = NAME_RULES.get(file, NCIC_RULE)
         self.candidates_examined = 0
         self._records: dict[str, Record] = {}
@@ -516,8 +490,8 @@ class RecordIndex:
 
         Each identifier in ``criteria`` is its own search and the hits are
         combined, as NCIC does: ``NIC``; each number field (exact, after
-        ``normalize_number``; ``LIC`` narrowed by ``LIS``, ``OLN`` by ``OLS``, and
-        for articles and securities ``SER``/``OAN`` by ``TYP``, when given);
+        ``normalize_number``; narrowed by its companion when given, files.toml
+        ``narrowing``: ``LIC`` by ``LIS``, for articles ``SER`` by ``TYP``...);
         and ``NAM`` with ``DOB`` (surname phonetically, date of birth exactly or
         within the file's window, see ``NameRule``; ``RAC`` and ``SEX`` narrow).
         Codes the index does not know (PUR, ATN...) are ignored.  A DOB that is
@@ -619,16 +593,17 @@ _clean = criteria
 
 
 class RecordFiles:
-    """Every RecordIndex, one per (file, record set)."""
+    """Every RecordIndex, one per (file, record set), made with the catalogue's rules."""
 
-    def __init__(self, records: Iterable[Record] = ()) -> None:
+    def __init__(self, catalogue: Catalogue, records: Iterable[Record] = ()) -> None:
+        self.catalogue = catalogue
         self._indexes: dict[tuple[str, str], RecordIndex] = {}
         for record in records:
             self.add(record)
 
     @classmethod
-    def load(cls, directory: Path | str) -> "RecordFiles":
-        return cls(load_record_files(directory))
+    def load(cls, directory: Path | str, catalogue: Catalogue) -> "RecordFiles":
+        return cls(catalogue, load_record_files(directory, catalogue))
 
     def add(self, record: Record) -> None:
         self.index(record.file, record.record_set).add(record)
@@ -638,7 +613,7 @@ class RecordFiles:
         key = (file, record_set)
         found = self._indexes.get(key)
         if found is None:
-            found = self._indexes[key] = RecordIndex(file, record_set)
+            found = self._indexes[key] = RecordIndex(file, record_set, self.catalogue)
         return found
 
     def sets_for(self, file: str) -> tuple[str, ...]:
@@ -653,8 +628,8 @@ class RecordFiles:
     def find(self, nic: str) -> Optional[Record]:
         """A record by NIC in any file and set (the NIC's letter picks the files to look in)."""
         nic = nic.strip().upper()
-        for (file, _), index in self._indexes.items():
-            if FILE_LETTERS.get(file, nic[:1]) == nic[:1]:
+        for index in self._indexes.values():
+            if index.letter is None or index.letter == nic[:1]:
                 record = index.by_nic(nic)
                 if record is not None:
                     return record
@@ -788,29 +763,38 @@ def _synthetic_fields(file: str, record_set: str, i: int, rng: random.Random) ->
     raise ValueError(f"no synthetic records for file {file!r}")
 
 
-def default_record_set(file: str) -> str:
+def default_record_set(file: FileSpec) -> str:
     """Where a file's records usually live: NCIC, LEDS for prohibited persons,
-    OR for the Nlets-emulated state data sets."""
-    if file == "prohibited":
+    OR for the Nlets-emulated state data sets (inquiry only, but for III history)."""
+    if file.name == "prohibited":
         return "LEDS"
-    if file in ID_LETTERS and file != "history":
+    if file.letter is None and file.name != "history":
         return "OR"
     return "NCIC"
 
 
+@functools.cache
+def shipped_catalogue() -> Catalogue:
+    """The catalogues lems ships with: formats/ of this checkout, else of the demo home pip installed."""
+    checkout = Path(__file__).resolve().parents[2] / "formats"
+    return Catalogue.load(checkout if checkout.is_dir() else Path(sys.prefix) / "share" / "lems" / "demo" / "formats")
+
+
 def synthetic_records(file: str, n: int, seed: int, record_set: Optional[str] = None,
-                      first: int = SYNTHETIC_BASE) -> Iterator[Record]:
+                      first: int = SYNTHETIC_BASE, catalogue: Optional[Catalogue] = None) -> Iterator[Record]:
     """``n`` plausible, obviously fake records of ``file``, the same for the same seed.
 
     NICs run from ``first`` (500000000 by default, clear of demo and run-time
     numbers); the numbers on a record (VIN, LIC, SER, SOC, OLN...) come from its
     NIC number, so they are unique within one call.  ``record_set`` defaults to
-    ``default_record_set(file)``.
+    ``default_record_set(file)``.  The file's letter comes from ``catalogue``
+    (default: ``shipped_catalogue()``, for callers without a home at hand).
     """
-    record_set = record_set or default_record_set(file)
-    letter = FILE_LETTERS.get(file)
-    if letter is None:
+    spec = (catalogue or shipped_catalogue()).files.get(file)
+    if spec is None:
         raise ValueError(f"no synthetic records for file {file!r}")
+    record_set = record_set or default_record_set(spec)
+    letter = spec.record_letter
     rng = random.Random(f"{file}/{record_set}/{seed}")
     ori = "WA9990100" if record_set == "WA" else "OR9990100"
     for i in range(n):

@@ -18,7 +18,7 @@ ACTION_WORDS = {"modify": "MODIFY", "cancel": "CANCEL", "locate": "LOCATE", "cle
 
 
 def kind_word(codec: Any, file: str) -> str:
-    """``WANT`` for person files, ``RECORD`` for property files."""
+    """The file's ``record_word`` (files.toml): ``WANT`` for person files, ``RECORD`` for property files."""
     return codec.file(file).record_word
 
 

@@ -80,19 +80,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from lems.traffic.routes import Routing
 
 
-# RTY -> the NIC file letter it confirms (PROTOCOL.md 5.2 letters).
-RTY_LETTERS = {"WP": "W", "MP": "M", "PO": "H", "SR": "C", "SO": "X", "PP": "P", "VE": "V", "LP": "L",
-               "GU": "G", "AR": "A", "BO": "B", "SE": "S"}
-_PERSON = (("NAM",),)
-# The identifiers a request of each type must carry (any one alternative).
-DATA_SETS: dict[str, tuple[tuple[str, ...], ...]] = {
-    "WP": _PERSON, "MP": _PERSON, "PO": _PERSON, "SR": _PERSON, "SO": _PERSON, "PP": _PERSON,
-    "VE": (("VIN",), ("LIC",)), "LP": (("LIC",),), "GU": (("SER",),), "AR": (("SER",),),
-    "BO": (("REG",), ("BHN",)), "SE": (("SER",),),
-}
-# Identifiers compared with the record when given.
-COMPARED = ("NAM", "DOB", "SEX", "RAC", "SOC", "OLN", "LIC", "LIS", "VIN", "SER", "MAK", "CAL", "TYP", "REG",
-            "BHN")
+# The RTY -> file, the data set each RTY needs and the identifiers compared are
+# catalogue data: formats/files.toml rty, identified_by, [hit_confirmation] compared.
 LIVE = ("open", "pending")
 NOT_CLOSED = ("open", "pending", "expired")
 
@@ -184,16 +173,18 @@ class HitConfirmation:
         record = self.find_record(nic)
         if record is None:
             raise Reject(".12.", f"INVALID FIELD NIC - NIC/{nic} NOT ON FILE")
-        if RTY_LETTERS.get(rty) != nic[:1]:
+        catalogue = switch.codec.catalogue
+        confirms = catalogue.file_for_rty(rty)
+        if confirms is None or confirms.letter != nic[:1]:
             raise Reject(".12.", f"INVALID FIELD RTY - RTY/{rty} DOES NOT CONFIRM NIC/{nic} "
                                  f"({self.routing.codec.file(record.file).title})")
         if record.ori != dest:
             raise Reject(".12.", f"INVALID FIELD DEST - NIC/{nic} WAS ENTERED BY {record.ori}, NOT {dest}")
         present = set(msg.field_map())
-        if not any(all(code in present for code in alt) for alt in DATA_SETS[rty]):
-            wanted = " OR ".join("+".join(alt) for alt in DATA_SETS[rty])
+        if not any(all(code in present for code in alt) for alt in confirms.identified_by):
+            wanted = " OR ".join("+".join(alt) for alt in confirms.identified_by)
             raise Reject(".13.", f"MANDATORY FIELD MISSING - DATA SET FOR RTY/{rty} NEEDS {wanted}")
-        for code in COMPARED:
+        for code in catalogue.compared:
             asked = msg.get(code)
             on_file = [value for name, value in record.fields if name == code]
             if asked is not None and on_file and not any(_same(code, asked, v) for v in on_file):

@@ -1,7 +1,8 @@
 """The message catalogues (formats/*.toml) as frozen values.
 
 A catalogue directory holds ``files.toml`` (the record files: NIC letter, hit
-title, person or property, duplicate key, caution wording) and one TOML file per
+title, reply wording, duplicate key, caution wording, the number fields an
+inquiry finds a record by, the hit confirmation type that confirms it) and one TOML file per
 message family (``ncic.toml``, ``nlets.toml``, ``leds.toml``, ``control.toml``...)
 defining code lists, fields and keys.  Fields and code lists are one namespace
 across the directory, so a key in nlets.toml may use a field defined in
@@ -30,7 +31,6 @@ ACTIONS = ("inquiry", "enter", "modify", "cancel", "locate", "clear", "admin", "
 CATEGORIES = ("investigative", "criminal-history", "motor-vehicle", "corrections", "prohibited",
               "admin", "status", "hit-confirmation", "control")
 LEVELS = ("inquiry", "entry", "full")
-KINDS = ("person", "property")
 FORMATS = ("date", "name", "ori", "nic", "numeric", "alpha", "alnum", "text", "code", "secret")
 REJECT_CODES = (".12.", ".13.", ".22.", ".23.")
 FILES_TOML = "files.toml"
@@ -47,7 +47,14 @@ _FIELD_KEYS = {"title", "format", "min", "max", "codes", "codelist", "pattern", 
                "criteria", "code"}
 _KEY_KEYS = {"title", "file", "action", "category", "level", "fields", "positional", "required", "like", "add",
              "example", "reply", "free_text", "fold_body", "max_length", "max_dests", "ori"}
-_FILE_KEYS = {"letter", "title", "kind", "duplicate", "caution"}
+_FILE_KEYS = {"letter", "id_letter", "title", "kind", "record_word", "confirm_line", "duplicate", "caution",
+              "numbers", "narrowing", "rty", "identified_by"}
+_KIND_KEYS = {"record_word", "confirm_line"}
+# files.toml: what every file shares, table -> its attributes (each a list of field codes, or a code -> code table).
+_SHARED = {"search": {"numbers": list, "narrowing": dict}, "maintenance": {"identifiers": list},
+           "hit_confirmation": {"compared": list}}
+_RTY = re.compile(r"[A-Z]{2}")
+_MAINTENANCE = ("enter", "modify", "cancel", "locate", "clear")
 _TOP_KEYS = {"family", "category", "max_length", "max_dests", "levels", "codes", "field", "key"}
 
 
@@ -261,8 +268,28 @@ class KeySpec:
 
 
 @attrs.frozen
+class SearchRule:
+    """How an inquiry finds a file's records by number (``lems.files.records.RecordIndex``).
+
+    ``numbers``: fields that identify a record by exact value (compared without
+    case, spaces or hyphens).  ``narrowing``: a number narrowed by a companion
+    field when the inquiry gives both (LIC by LIS: plates repeat across states).
+    """
+
+    numbers: tuple[str, ...] = ()
+    narrowing: Mapping[str, str] = attrs.field(factory=dict, converter=_proxy)
+
+
+@attrs.frozen
 class FileSpec:
-    """A record file: how a hit from it reads and what makes an entry a duplicate."""
+    """A record file: how a hit from it reads, what makes an entry a duplicate,
+    how an inquiry finds its records and how a hit on one is confirmed.
+
+    ``letter`` is the NIC letter of a file that takes entries; an inquiry-only
+    data set has an ``id_letter`` instead (``record_letter`` is either).  ``rty``
+    is the hit confirmation request type that confirms its records, with the
+    identifiers such a request must carry (``identified_by``, any one alternative).
+    """
 
     name: str
     title: str
@@ -270,21 +297,21 @@ class FileSpec:
     letter: Optional[str] = None
     duplicate: tuple[str, ...] = ()
     caution: Optional[str] = None
+    id_letter: Optional[str] = None
+    record_word: str = ""
+    confirm_line: str = ""
+    search: SearchRule = SearchRule()
+    rty: Optional[str] = None
+    identified_by: tuple[tuple[str, ...], ...] = ()
 
     @property
     def person(self) -> bool:
         return self.kind == "person"
 
     @property
-    def record_word(self) -> str:
-        """``WANT`` (person files) or ``RECORD`` (property) in a no-record line."""
-        return "WANT" if self.person else "RECORD"
-
-    @property
-    def confirm_line(self) -> str:
-        if self.person:
-            return "IMMED CONFIRM WARRANT AND EXTRADITION WITH ORI"
-        return "IMMED CONFIRM RECORD WITH ORI"
+    def record_letter(self) -> str:
+        """The letter every record id of this file starts with."""
+        return self.letter or self.id_letter or ""
 
 
 # -- the whole directory ------------------------------------------------------------------
@@ -298,11 +325,35 @@ class Catalogue:
     codes: Mapping[str, tuple[str, ...]] = attrs.field(converter=_proxy)
     cautions: Mapping[str, str] = attrs.field(converter=_proxy)
     sources: tuple[str, ...] = ()
+    # files.toml [search]: the rule of a file the catalogue does not know (records of a site's own file).
+    search: SearchRule = SearchRule()
+    # files.toml [maintenance] identifiers: fields that name the record in a modify, cancel, locate
+    # or clear whose key does not say (a key says with a "NAM | OCA"-style requirement).
+    identifiers: tuple[str, ...] = ()
+    # files.toml [hit_confirmation] compared: identifiers a YQ gives that must equal the record's.
+    compared: tuple[str, ...] = ()
+    # Read once here, not per lookup: file name -> record letter, RTY -> file name.
+    file_letters: Mapping[str, str] = attrs.field(init=False, eq=False, repr=False)
+    _by_rty: Mapping[str, str] = attrs.field(init=False, eq=False, repr=False)
+
+    def __attrs_post_init__(self) -> None:
+        object.__setattr__(self, "file_letters", _proxy({f.name: f.record_letter for f in self.files.values()}))
+        object.__setattr__(self, "_by_rty", _proxy({f.rty: f.name for f in self.files.values() if f.rty}))
 
     @property
     def nic_letters(self) -> dict[str, str]:
         """NIC file letter -> file name."""
         return {f.letter: f.name for f in self.files.values() if f.letter}
+
+    def file_for_rty(self, rty: str) -> Optional[FileSpec]:
+        """The file whose records a hit confirmation request of type ``rty`` confirms, or None."""
+        name = self._by_rty.get(rty)
+        return None if name is None else self.files[name]
+
+    def search_rule(self, file: str) -> SearchRule:
+        """How an inquiry finds records of ``file`` (the [search] default for a file not in files.toml)."""
+        spec = self.files.get(file)
+        return self.search if spec is None else spec.search
 
     @classmethod
     def load(cls, path: Path | str) -> "Catalogue":
@@ -333,7 +384,7 @@ class _Loader:
         files_path = self.path / FILES_TOML
         if not files_path.is_file():
             raise CatalogueError(f"{FILES_TOML}: missing from {self.path}")
-        files, cautions = self.load_files(self.read(files_path))
+        files, cautions, shared = self.load_files(self.read(files_path))
         sources = sorted(p for p in self.path.glob("*.toml") if p.name != FILES_TOML)
         if not sources:
             raise CatalogueError(f"{self.path}: no message catalogue (*.toml besides {FILES_TOML})")
@@ -341,10 +392,7 @@ class _Loader:
             self.gather(source.name, self.read(source))
         letters = tuple(sorted(f.letter for f in files.values() if f.letter))
         fields = {fid: self.make_field(fid, src, raw, letters) for fid, (src, raw) in self.raw_fields.items()}
-        for name, spec in files.items():
-            for code in spec.duplicate:
-                if not any(f.code == code for f in fields.values()):
-                    raise CatalogueError(f"{FILES_TOML}: file {name}: duplicate field {code} is not a defined field")
+        self.check_file_fields(shared, files, fields)
         keys = {mke: self.make_key(mke, fields, files) for mke in self.raw_keys}
         for mke, spec in keys.items():
             if spec.reply is not None:
@@ -352,49 +400,150 @@ class _Loader:
                     raise CatalogueError(f"{spec.source}: key {mke}: reply key {spec.reply} is not defined")
                 keys[spec.reply] = attrs.evolve(keys[spec.reply], answers=mke)
         return Catalogue(keys, files, fields, self.codes, cautions,
-                         (FILES_TOML,) + tuple(p.name for p in sources))
+                         (FILES_TOML,) + tuple(p.name for p in sources), **shared)
 
     # files.toml
-    def load_files(self, raw: dict[str, Any]) -> tuple[dict[str, FileSpec], dict[str, str]]:
+    def load_files(self, raw: dict[str, Any]) -> tuple[dict[str, FileSpec], dict[str, str], dict[str, Any]]:
         where = FILES_TOML
-        unknown = set(raw) - {"file", "cautions"}
+        unknown = set(raw) - {"file", "cautions", "kind", *_SHARED}
         if unknown:
             raise CatalogueError(f"{where}: unknown table(s) {', '.join(sorted(unknown))}")
         cautions = raw.get("cautions", {})
         if not isinstance(cautions, dict) or not all(isinstance(v, str) for v in cautions.values()):
             raise CatalogueError(f"{where}: [cautions] must map codes to lines of text")
+        kinds = self.load_kinds(raw.get("kind"))
+        shared = self.load_shared(raw)
         files: dict[str, FileSpec] = {}
         seen_letters: dict[str, str] = {}
+        seen_rty: dict[str, str] = {}
         table = raw.get("file", {})
         if not isinstance(table, dict) or not table:
             raise CatalogueError(f"{where}: no [file.<name>] tables")
         for name, spec in table.items():
             at = f"{where}: file {name}"
-            if not isinstance(spec, dict):
-                raise CatalogueError(f"{at}: must be a table")
-            extra = set(spec) - _FILE_KEYS
-            if extra:
-                raise CatalogueError(f"{at}: unknown attribute(s) {', '.join(sorted(extra))}")
+            _check_table(at, spec, _FILE_KEYS)
             title, kind = spec.get("title"), spec.get("kind")
             if not isinstance(title, str) or not title:
                 raise CatalogueError(f"{at}: title missing")
-            if kind not in KINDS:
-                raise CatalogueError(f"{at}: kind must be one of {', '.join(KINDS)}")
-            letter = spec.get("letter")
-            if letter is not None:
-                if not (isinstance(letter, str) and len(letter) == 1 and letter.isupper() and letter.isascii()):
-                    raise CatalogueError(f"{at}: letter must be one capital letter")
-                if letter in seen_letters:
-                    raise CatalogueError(f"{at}: letter {letter} already belongs to file {seen_letters[letter]}")
-                seen_letters[letter] = name
+            if kind not in kinds:
+                raise CatalogueError(f"{at}: kind must be one of {', '.join(kinds)} (a [kind.<name>] table)")
+            letter, id_letter = spec.get("letter"), spec.get("id_letter")
+            if (letter is None) == (id_letter is None):
+                raise CatalogueError(f"{at}: give letter (the NIC letter of a file that takes entries) "
+                                     f"or id_letter (an inquiry-only data set), one of them")
+            for attr, value in (("letter", letter), ("id_letter", id_letter)):
+                if value is None:
+                    continue
+                if not (isinstance(value, str) and len(value) == 1 and value.isupper() and value.isascii()):
+                    raise CatalogueError(f"{at}: {attr} must be one capital letter")
+                if value in seen_letters:
+                    raise CatalogueError(f"{at}: letter {value} already belongs to file {seen_letters[value]}")
+                seen_letters[value] = name
             duplicate = spec.get("duplicate", [])
             if not _is_str_list(duplicate):
                 raise CatalogueError(f"{at}: duplicate must be a list of field codes")
-            caution = spec.get("caution")
-            if caution is not None and not isinstance(caution, str):
-                raise CatalogueError(f"{at}: caution must be text")
-            files[name] = FileSpec(name, title, kind, letter, tuple(duplicate), caution)
-        return files, cautions
+            texts = {}
+            for attr in ("caution", *_KIND_KEYS):
+                value = spec.get(attr)
+                if value is not None and not (isinstance(value, str) and value):
+                    raise CatalogueError(f"{at}: {attr} must be text")
+                texts[attr] = value if value is not None or attr == "caution" else kinds[kind][attr]
+            search = self.search_rule(at, spec, shared["search"])
+            rty, identified_by = self.confirmation(at, spec, letter)
+            if rty is not None:
+                if rty in seen_rty:
+                    raise CatalogueError(f"{at}: rty {rty} already belongs to file {seen_rty[rty]}")
+                seen_rty[rty] = name
+            files[name] = FileSpec(name, title, kind, letter, tuple(duplicate), texts["caution"], id_letter,
+                                   texts["record_word"], texts["confirm_line"], search, rty, identified_by)
+        return files, cautions, shared
+
+    def load_kinds(self, raw: Any) -> dict[str, dict[str, str]]:
+        """[kind.<name>]: the reply wording of every file of that kind that does not word its own."""
+        if not isinstance(raw, dict) or not raw:
+            raise CatalogueError(f"{FILES_TOML}: no [kind.<name>] tables (person, property: record_word, confirm_line)")
+        for name, spec in raw.items():
+            at = f"{FILES_TOML}: kind {name}"
+            _check_table(at, spec, _KIND_KEYS)
+            for attr in sorted(_KIND_KEYS):
+                if not (isinstance(spec.get(attr), str) and spec[attr]):
+                    raise CatalogueError(f"{at}: {attr} missing")
+        return raw
+
+    def load_shared(self, raw: dict[str, Any]) -> dict[str, Any]:
+        """[search], [maintenance] and [hit_confirmation]: every attribute is needed."""
+        out: dict[str, Any] = {}
+        for table, attributes in _SHARED.items():
+            spec = raw.get(table)
+            if spec is None:
+                raise CatalogueError(f"{FILES_TOML}: [{table}] missing ({', '.join(attributes)})")
+            _check_table(f"{FILES_TOML}: [{table}]", spec, set(attributes))
+            for attr, shape in attributes.items():
+                at = f"{FILES_TOML}: [{table}] {attr}"
+                if attr not in spec:
+                    raise CatalogueError(f"{at} missing")
+                if not _is_codes(spec[attr], shape):
+                    raise CatalogueError(f"{at} must be " + ("a list of field codes" if shape is list
+                                                             else "a table of field code = companion field code"))
+        search = raw["search"]
+        out["search"] = SearchRule(tuple(search["numbers"]), search["narrowing"])
+        out["identifiers"] = tuple(raw["maintenance"]["identifiers"])
+        out["compared"] = tuple(raw["hit_confirmation"]["compared"])
+        return out
+
+    @staticmethod
+    def search_rule(at: str, spec: dict[str, Any], default: SearchRule) -> SearchRule:
+        """A file's own numbers and narrowing come on top of [search]'s."""
+        numbers, narrowing = spec.get("numbers", []), spec.get("narrowing", {})
+        if not _is_codes(numbers, list):
+            raise CatalogueError(f"{at}: numbers must be a list of field codes")
+        if not _is_codes(narrowing, dict):
+            raise CatalogueError(f"{at}: narrowing must be a table of field code = companion field code")
+        if not numbers and not narrowing:
+            return default
+        return SearchRule(default.numbers + tuple(c for c in numbers if c not in default.numbers),
+                          {**default.narrowing, **narrowing})
+
+    @staticmethod
+    def confirmation(at: str, spec: dict[str, Any], letter: Optional[str]) -> tuple[Optional[str], tuple]:
+        rty, identified_by = spec.get("rty"), spec.get("identified_by")
+        if rty is None:
+            if identified_by is not None:
+                raise CatalogueError(f"{at}: identified_by is only for a file with an rty")
+            return None, ()
+        if not (isinstance(rty, str) and _RTY.fullmatch(rty)):
+            raise CatalogueError(f"{at}: rty must be two capital letters")
+        if letter is None:
+            raise CatalogueError(f"{at}: rty {rty} needs a NIC letter (a hit is confirmed by its NIC)")
+        if (not isinstance(identified_by, list) or not identified_by
+                or not all(_is_str_list(alt) and alt for alt in identified_by)):
+            raise CatalogueError(f"{at}: rty {rty} needs identified_by, a list of field code lists "
+                                 f'(any one alternative), e.g. [["VIN"], ["LIC"]]')
+        return rty, tuple(tuple(alt) for alt in identified_by)
+
+    @staticmethod
+    def check_file_fields(shared: dict[str, Any], files: dict[str, FileSpec], fields: dict[str, FieldSpec]) -> None:
+        """Every field code files.toml names is a defined field; every rty is a code of field RTY."""
+        codes = {f.code for f in fields.values()}
+
+        def check(at: str, what: str, named: Any) -> None:
+            for code in named:
+                if code not in codes:
+                    raise CatalogueError(f"{FILES_TOML}: {at}: {what} field {code} is not a defined field")
+
+        check("[search]", "numbers", shared["search"].numbers)
+        check("[search]", "narrowing", [c for pair in shared["search"].narrowing.items() for c in pair])
+        check("[maintenance]", "identifiers", shared["identifiers"])
+        check("[hit_confirmation]", "compared", shared["compared"])
+        rty_codes = {c for f in fields.values() if f.code == "RTY" and f.codes for c in f.codes}
+        for name, spec in files.items():
+            at = f"file {name}"
+            check(at, "duplicate", spec.duplicate)
+            check(at, "numbers", spec.search.numbers)
+            check(at, "narrowing", [c for pair in spec.search.narrowing.items() for c in pair])
+            check(at, "identified_by", [c for alt in spec.identified_by for c in alt])
+            if spec.rty is not None and rty_codes and spec.rty not in rty_codes:
+                raise CatalogueError(f"{FILES_TOML}: {at}: rty {spec.rty} is not a code of field RTY")
 
     # one family catalogue: collect its code lists, fields and keys
     def gather(self, source: str, raw: dict[str, Any]) -> None:
@@ -526,6 +675,8 @@ class _Loader:
         file = raw.get("file")
         if file is not None and file not in files:
             raise CatalogueError(f"{at}: file {file!r} is not in {FILES_TOML}")
+        if file is not None and action in _MAINTENANCE and files[file].letter is None:
+            raise CatalogueError(f"{at}: file {file} has no NIC letter in {FILES_TOML} and takes no {action}")
         title = raw.get("title")
         if not isinstance(title, str) or not title:
             raise CatalogueError(f"{at}: title missing")
@@ -595,3 +746,18 @@ class _Loader:
 
 def _is_str_list(value: Any) -> bool:
     return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+
+def _check_table(at: str, spec: Any, allowed: set[str]) -> None:
+    if not isinstance(spec, dict):
+        raise CatalogueError(f"{at}: must be a table")
+    extra = set(spec) - allowed
+    if extra:
+        raise CatalogueError(f"{at}: unknown attribute(s) {', '.join(sorted(extra))}")
+
+
+def _is_codes(value: Any, shape: type) -> bool:
+    """A list of field codes, or a table of field code = field code."""
+    if shape is list:
+        return _is_str_list(value)
+    return isinstance(value, dict) and all(isinstance(v, str) for v in value.values())
