@@ -8,12 +8,11 @@ connected), with hit confirmation priority, and carried out by the core.
 A YQ is checked before it is delivered:
 
 * the NIC is on file (``.12.`` otherwise) and was entered by the destination ORI (``.12.``);
-* RTY matches the NIC's file letter (WP wanted W, MP missing M, PO protection order H,
-  SR supervised release C, SO sex offender X, VE vehicle V, LP plate L, GU gun G,
-  AR article A, BO boat B, SE securities S, PP prohibited person P) (``.12.``);
-* the data set identifies the record: persons need NAM, vehicles VIN or LIC,
-  plates LIC, guns, articles and securities SER, boats REG or BHN (``.13.``), and
-  every identifier given must equal the record's (``.12.``).
+* RTY names the file of the NIC (``rty`` in formats/files.toml: WP wanted W,
+  VE vehicle V, ...) (``.12.``);
+* the data set identifies the record (the file's ``identified_by``: persons
+  need NAM, vehicles VIN or LIC, ...) (``.13.``), and every identifier of
+  ``[hit_confirmation] compared`` given must equal the record's (``.12.``).
 
 Timers: urgent (PRI/U) ``[hits] urgent_minutes`` (10), routine ``routine_minutes``
 (60); a ``YR`` with ``CNF/P`` and ``TIM/<minutes>`` sets the wait to TIM.  When a
@@ -173,7 +172,7 @@ class HitConfirmation:
         record = self.find_record(nic)
         if record is None:
             raise Reject(".12.", f"INVALID FIELD NIC - NIC/{nic} NOT ON FILE")
-        catalogue = switch.codec.catalogue
+        catalogue = self.routing.codec.catalogue
         confirms = catalogue.file_for_rty(rty)
         if confirms is None or confirms.letter != nic[:1]:
             raise Reject(".12.", f"INVALID FIELD RTY - RTY/{rty} DOES NOT CONFIRM NIC/{nic} "
