@@ -3,6 +3,7 @@
 The tests connect with lems.net.console's own conch client (twisted.conch, which
 lems depends on), so they need nothing beyond what `.ci/run` installs; one test
 also drives the stock OpenSSH client through `lems console` when `ssh` exists.
+The shell's commands without SSH are in test_admin.py.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from twisted.conch.ssh import keys
 from twisted.internet import reactor
 
 from lems.net import console as console_mod
+from lems.net import sshkeys
 from lems.tools.client import LinkClosed
 from lems.store.journal import search
 from lems.base.registry import Registry
@@ -29,11 +31,11 @@ QW_DOE = "QW.OR9990100.NAM/DOE, JOHN Q.DOB/19800101"
 
 
 def admin_key(running) -> keys.Key:
-    return keys.Key.fromFile(str(running.home / "var" / "console" / console_mod.ADMIN_KEY))
+    return keys.Key.fromFile(str(running.home / "var" / "console" / sshkeys.ADMIN_KEY))
 
 
 def host_key(running) -> bytes:
-    return keys.Key.fromFile(str(running.home / "var" / "console" / f"{console_mod.HOST_KEY}.pub")).blob()
+    return keys.Key.fromFile(str(running.home / "var" / "console" / f"{sshkeys.HOST_KEY}.pub")).blob()
 
 
 def open_call(running, command=None, key=None, pty=False) -> console_mod.ConsoleCall:

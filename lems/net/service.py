@@ -49,7 +49,7 @@ class Service:
         self.factories: list[TerminalFactory] = []
         self.ports: list[Any] = []
         self.ticker: Optional[task.LoopingCall] = None
-        self.console: Any = None  # lems.net.console.ConsoleServer once started; .port is its bound port
+        self.console: Any = None  # lems.net.console_server.ConsoleService once started; .port is its bound port
 
     # -- start and stop ---------------------------------------------------------------
 
@@ -68,8 +68,14 @@ class Service:
             factory.on_session_start.append(self.switch.session_started)  # queued traffic goes out
             self.ports.append(listening)
             bound[listener.name] = listening.getHost().port
-        from lems.net import console  # conch is only needed by a switch that listens
-        self.console = console.listen(self)
+        from lems.net.console_server import ConsoleService  # conch is only needed by a switch that listens
+        port = self.console_port
+        if port is None:
+            # A service whose terminal listeners were put on free ports (--port 0, the tests) gets a free
+            # console port too, never a fixed one.
+            port = 0 if self.port_override == 0 else self.settings.console_port
+        self.console = ConsoleService(self, port, self.host_override or self.settings.console_host)
+        self.console.startService()
         self.ticker = task.LoopingCall(self.tick)
         self.ticker.clock = self.reactor
         self.ticker.start(TICK_SECONDS, now=False)
@@ -87,7 +93,7 @@ class Service:
         if self.ticker is not None and self.ticker.running:
             self.ticker.stop()
         # Administrators go first: their sign-out is journaled before the store closes.
-        console_stopped = self.console.stop() if self.console is not None else None
+        console_stopped = self.console.stopService() if self.console is not None else None
         self.console = None
         self.switch.close_sessions("switch stopping", ("S", "SWITCH SHUTTING DOWN"))
         self.outbox.flush()
