@@ -20,7 +20,7 @@ from typing import Any, Callable
 import structlog
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
-from twisted.conch import error as conch_error
+from twisted.conch.checkers import InMemorySSHKeyDB, SSHPublicKeyChecker
 from twisted.conch.ssh import keys
 from twisted.cred import checkers, credentials
 from twisted.cred import error as cred_error
@@ -101,9 +101,23 @@ def read_admin_keys(path: Path) -> dict[bytes, str]:
     return out
 
 
+def fingerprint(blob: bytes) -> str:
+    """SHA256:... as ssh-keygen -l prints it."""
+    try:
+        return keys.Key.fromString(blob).fingerprint(keys.FingerprintFormats.SHA256_BASE64)
+    except keys.BadKeyError:
+        return "unreadable key"
+
+
 @implementer(checkers.ICredentialsChecker)
 class AdminKeyChecker:
-    """Public keys listed in admin_keys, and nothing else."""
+    """Public keys listed in admin_keys, and nothing else; the avatar id is the key's name there.
+
+    Conch's SSHPublicKeyChecker matches the key and verifies the signature.  A key
+    that is not listed is refused here first, whether or not it came signed:
+    Conch would answer an unsigned probe with "this key will do" for any key, and
+    the refusal is journaled (``refused(user, fingerprint)``).
+    """
 
     credentialInterfaces = (credentials.ISSHPrivateKey,)
 
@@ -112,17 +126,9 @@ class AdminKeyChecker:
         self.refused = refused
 
     def requestAvatarId(self, creds: Any) -> defer.Deferred:
-        name = read_admin_keys(self.path).get(creds.blob)
-        if name is None:
-            try:
-                fingerprint = keys.Key.fromString(creds.blob).fingerprint(keys.FingerprintFormats.SHA256_BASE64)
-            except keys.BadKeyError:
-                fingerprint = "unreadable key"
-            self.refused(creds.username.decode("utf-8", "replace"), fingerprint)
+        names = read_admin_keys(self.path)
+        if creds.blob not in names:
+            self.refused(creds.username.decode("utf-8", "replace"), fingerprint(creds.blob))
             return defer.fail(cred_error.UnauthorizedLogin("key not in admin_keys"))
-        if not creds.signature:
-            # The client only asked whether this key would do; it signs next.
-            return defer.fail(conch_error.ValidPublicKey())
-        if keys.Key.fromString(creds.blob).verify(creds.signature, creds.sigData):
-            return defer.succeed(name)
-        return defer.fail(cred_error.UnauthorizedLogin("bad signature"))
+        listed = InMemorySSHKeyDB({creds.username: [keys.Key.fromString(blob) for blob in names]})
+        return SSHPublicKeyChecker(listed).requestAvatarId(creds).addCallback(lambda _: names[creds.blob])
