@@ -1,4 +1,4 @@
-"""lems.admin.operations and the console's line parser, without SSH (the switch runs for real; calls go to its reactor)."""
+"""lems.admin.operations and the console's shell (lems.admin.shell), without SSH (the switch runs for real; calls go to its reactor)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 
 from lems.admin.operations import Admin, AdminError
 from lems.tools.client import LinkClosed
-from lems.net.console import Console
+from lems.admin.shell import Console
 from lems.base.registry import Registry
 
 QW_DOE = "QW.OR9990100.NAM/DOE, JOHN Q.DOB/19800101"

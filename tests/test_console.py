@@ -3,6 +3,7 @@
 The tests connect with lems.net.console's own conch client (twisted.conch, which
 lems depends on), so they need nothing beyond what `.ci/run` installs; one test
 also drives the stock OpenSSH client through `lems console` when `ssh` exists.
+The shell's commands without SSH are in test_admin.py.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from twisted.conch.ssh import keys
 from twisted.internet import reactor
 
 from lems.net import console as console_mod
+from lems.net import sshkeys
 from lems.tools.client import LinkClosed
 from lems.store.journal import search
 from lems.base.registry import Registry
@@ -29,11 +31,11 @@ QW_DOE = "QW.OR9990100.NAM/DOE, JOHN Q.DOB/19800101"
 
 
 def admin_key(running) -> keys.Key:
-    return keys.Key.fromFile(str(running.home / "var" / "console" / console_mod.ADMIN_KEY))
+    return keys.Key.fromFile(str(running.home / "var" / "console" / sshkeys.ADMIN_KEY))
 
 
 def host_key(running) -> bytes:
-    return keys.Key.fromFile(str(running.home / "var" / "console" / f"{console_mod.HOST_KEY}.pub")).blob()
+    return keys.Key.fromFile(str(running.home / "var" / "console" / f"{sshkeys.HOST_KEY}.pub")).blob()
 
 
 def open_call(running, command=None, key=None, pty=False) -> console_mod.ConsoleCall:
@@ -205,3 +207,32 @@ def test_stopping_the_switch_hangs_up_administrators_before_the_store_closes(run
     with sqlite3.connect(store_path) as conn:
         events = [row[0] for row in conn.execute("SELECT event FROM journal WHERE kind = 'security' ORDER BY seq")]
     assert events[-2:] == ["CONSOLE SIGN-OUT", "SWITCH STOP"]
+
+
+def test_admin_key_checker_names_the_key_by_its_comment_and_reports_strangers(tmp_path):
+    """Unit test of the checker (no SSH): Conch verifies the signature, the comment is the who-name."""
+    from twisted.conch.error import ValidPublicKey
+    from twisted.cred.credentials import SSHPrivateKey
+    from twisted.cred.error import UnauthorizedLogin
+
+    mine, stranger = (keys.Key(ed25519.Ed25519PrivateKey.generate()) for _ in range(2))
+    listed = tmp_path / "admin_keys"
+    listed.write_text(f"# administrators\nfrom=\"10.0.0.0/8\" {mine.public().toString('openssh').decode()} "
+                      f"alice@example\nnot a key line\n")
+    refused = []
+    checker = sshkeys.AdminKeyChecker(listed, lambda user, fp: refused.append((user, fp)))
+
+    def attempt(key, signer=None):
+        data = b"session data"
+        signature = signer.sign(data) if signer is not None else None
+        creds = SSHPrivateKey(b"admin", b"ssh-ed25519", key.public().blob(), data, signature)
+        outcome = []
+        checker.requestAvatarId(creds).addBoth(outcome.append)
+        return outcome[0]
+
+    assert attempt(mine, mine) == "alice@example"
+    assert attempt(mine).check(ValidPublicKey)  # a probe: the client signs next
+    assert attempt(mine, stranger).check(UnauthorizedLogin)  # a signature by another key
+    assert refused == []
+    assert attempt(stranger).check(UnauthorizedLogin)  # not listed: refused before the signature matters
+    assert refused == [("admin", stranger.fingerprint(keys.FingerprintFormats.SHA256_BASE64))]

@@ -3,8 +3,9 @@
 Every operation takes the running ``Switch`` (and, for the connection count,
 the ``Service``) and runs in the reactor thread like the rest of the switch, so
 nothing here locks.  Views return plain values; actions change the switch and
-the home and raise ``AdminError`` with a reason when they refuse.  The console
-(lems.net.console) only parses lines and prints these; tests call them directly.
+the home and raise ``AdminError`` with a reason when they refuse.  The console's
+shell (lems.admin.shell) only parses lines and prints these; tests call them
+directly.
 
 * revoke / suspend / reinstate: the new status is written to terminals/ through
   the Registry (atomic file replacement), the switch takes the new Registry, and
@@ -20,11 +21,12 @@ from typing import TYPE_CHECKING, Any, Optional
 
 import attrs
 
-from lems.store import journal as journal_mod
 from lems.base.clock import stamp
-from lems.wire.codec import Codec
 from lems.base.registry import Agency, Registry, Terminal
 from lems.core.build import load_router
+from lems.store import journal as journal_mod
+from lems.traffic.delivery import PRIORITY_STATUS, QueueFull
+from lems.wire.codec import Codec
 
 if TYPE_CHECKING:  # pragma: no cover
     from lems.core.switch import Switch
@@ -49,9 +51,8 @@ class Status:
     rate_in: float
     rate_out: float
     locked: tuple[str, ...]
-    # None when this switch has no delivery component (no queues, no hit confirmation).
-    depths: Optional[dict[str, int]]
-    open_hits: Optional[int]
+    depths: dict[str, int]
+    open_hits: int
 
 
 @attrs.frozen
@@ -85,29 +86,51 @@ class Reloaded:
     closed: tuple[str, ...]
 
 
+class _Delivery:
+    """The switch's queues and hit confirmation (lems.traffic.delivery), as the console uses them.
+
+    The one place here that reaches into delivery: when the core moves it, only
+    this class changes.
+    """
+
+    def __init__(self, switch: "Switch") -> None:
+        self.switch = switch
+        self.delivery = switch.router.delivery
+
+    def depths(self) -> dict[str, int]:
+        return self.delivery.depths()
+
+    def queue_for(self, ori: str) -> list[Any]:
+        return self.delivery.queue_for(ori)
+
+    def open_hits(self) -> list[Any]:
+        return self.delivery.open_hits()
+
+    def send_status(self, terminal_id: str, body: str) -> str:
+        """Through the queues, so an ack terminal gets it again until it acknowledges."""
+        try:
+            return self.delivery.enqueue(self.switch, terminal_id, "S", body, PRIORITY_STATUS)
+        except QueueFull:
+            return "queue full"
+
+
 class Admin:
     def __init__(self, switch: "Switch", service: Any = None) -> None:
         self.switch = switch
         self.service = service
-
-    @property
-    def delivery(self) -> Any:
-        return getattr(self.switch.router, "delivery", None)
 
     # -- views ---------------------------------------------------------------------------
 
     def status(self) -> Status:
         sw = self.switch
         sessions = list(sw.hub.sessions.values())
-        delivery = self.delivery
-        depths = delivery.depths() if delivery is not None and hasattr(delivery, "depths") else None
-        hits = len(delivery.open_hits()) if delivery is not None and hasattr(delivery, "open_hits") else None
+        delivery = _Delivery(sw)
         return Status(
             name=sw.settings.name, uptime=sw.clock.monotonic() - sw.started,
             connections=self.connections(), sessions=len(sessions),
             signed_on=sum(1 for s in sessions if s.operator is not None),
             rate_in=self.rate("in"), rate_out=self.rate("out"), locked=tuple(sorted(sw.locked_operators())),
-            depths=depths, open_hits=hits)
+            depths=delivery.depths(), open_hits=len(delivery.open_hits()))
 
     def connections(self) -> int:
         """Open terminal connections, identified or not (the service knows the sockets)."""
@@ -145,19 +168,13 @@ class Admin:
                 for line in self.switch.policy.agreement_due(a, today, days)]
 
     def queue(self, ori: str) -> list[Any]:
-        delivery = self.delivery
-        if delivery is None or not hasattr(delivery, "queue_for"):
-            raise AdminError("THIS SWITCH HAS NO DELIVERY QUEUES")
         ori = ori.upper()
         if ori not in self.switch.registry.agencies:
             raise AdminError(f"NO AGENCY {ori}")
-        return delivery.queue_for(ori)
+        return _Delivery(self.switch).queue_for(ori)
 
     def open_hits(self) -> list[Any]:
-        delivery = self.delivery
-        if delivery is None or not hasattr(delivery, "open_hits"):
-            raise AdminError("THIS SWITCH HAS NO HIT CONFIRMATION")
-        return delivery.open_hits()
+        return _Delivery(self.switch).open_hits()
 
     def locked(self) -> list[str]:
         return sorted(self.switch.locked_operators())
@@ -211,17 +228,11 @@ class Admin:
         if control is None:
             raise AdminError("NO CONTROL TERMINAL AGENCY IN THE REGISTRY")
         body = f"SM.{control}.ALL\nTXT\n{text}"
-        delivery = self.delivery
-        if delivery is not None:  # the module exists whenever the router has a delivery component
-            from lems.traffic.delivery import PRIORITY_STATUS, QueueFull
+        delivery = _Delivery(self.switch)
         out = []
         for terminal_id in sorted(self.switch.hub.sessions):
-            if delivery is not None and terminal_id in self.switch.registry.terminals:
-                try:
-                    # Through the queues, so an ack terminal gets it again until it acknowledges.
-                    out.append((terminal_id, delivery.enqueue(self.switch, terminal_id, "S", body, PRIORITY_STATUS)))
-                except QueueFull:
-                    out.append((terminal_id, "queue full"))
+            if terminal_id in self.switch.registry.terminals:
+                out.append((terminal_id, delivery.send_status(terminal_id, body)))
             else:
                 out.append((terminal_id, "delivered" if self.switch.notify(terminal_id, "S", body) else "gone"))
         return out

@@ -403,10 +403,3 @@ def client_context_from_paths(ca_path: Union[str, Path], cert_path: Optional[Uni
         client = _private_certificate(Path(cert_path), Path(key_path if key_path is not None else cert_path))
     return ssl.optionsForClientTLS(hostname, trustRoot=ca, clientCertificate=client,
                                    extraCertificateOptions={"raiseMinimumTo": _tls_version(min_tls)})
-
-
-def client_context_factory(pki: Pki, terminal_id: str, *, hostname: str = "localhost",
-                           min_tls: str = "1.2") -> Any:
-    """Client context factory for a terminal whose certificate and key live in ``pki``."""
-    cert_path, key_path = pki.terminal_paths(terminal_id)
-    return client_context_from_paths(pki.ca_cert_path, cert_path, key_path, hostname=hostname, min_tls=min_tls)

@@ -1,8 +1,17 @@
 """Wiring: build a switch from a home and put it on the network.
 
-``Service`` owns the reactor-facing pieces (listeners, the timer tick, the
-outbox, later the console) around the sans-IO switch.  ``lems serve`` runs one
-until SIGINT or SIGTERM; the tests start one on free loopback ports.
+``Service`` is a twisted.application MultiService around the sans-IO switch:
+
+    Service
+      one SSLServer per terminal listener (conf/ [[listener]])
+      terminal sessions: on stop, closes every session with a notice and hangs up
+      console: the administrators' SSH console (lems.net.console_server)
+      tick: a TimerService calling ``switch.tick()`` every second
+
+Stopping the tree stops the children in the reverse order (tick, console,
+sessions, listeners); once all are down the switch journals SWITCH STOP and the
+store closes.  ``lems serve`` runs one until SIGINT or SIGTERM; the tests start
+one on free loopback ports.
 """
 
 from __future__ import annotations
@@ -11,22 +20,49 @@ from pathlib import Path
 from typing import Any, Optional
 
 import structlog
-from twisted.internet import task
+from twisted.application import internet, service
+from twisted.internet import defer
 
-from lems.net import pki as pki_mod
 from lems.base.clock import SystemClock
 from lems.base.conf import Settings
 from lems.core.build import build_switch
+from lems.net import pki as pki_mod
 from lems.net.link import Outbox, TerminalFactory
 from lems.store import Store
+from lems.wire.capture import Capture
 
 TICK_SECONDS = 1.0
 
 
-class Service:
+class TerminalSessions(service.Service):
+    """On stop, every live terminal session is closed with a notice and every terminal connection hung up."""
+
+    name = "terminal sessions"
+
+    def __init__(self, owner: "Service") -> None:
+        self.owner = owner
+
+    def stopService(self) -> None:
+        super().stopService()
+        owner = self.owner
+        owner.switch.close_sessions("switch stopping", ("S", "SWITCH SHUTTING DOWN"))
+        owner.outbox.flush()
+        for factory in owner.factories:
+            for proto in list(factory.protocols):
+                if proto.transport is not None:
+                    proto.transport.loseConnection()
+
+
+def _bound_port(server: internet.SSLServer) -> int:
+    # twisted.application.internet keeps a started server's port to itself; this is the one place that reads it.
+    return server._port.getHost().port
+
+
+class Service(service.MultiService):
     def __init__(self, home: Path, clock: Any = None, reactor: Any = None, port: Optional[int] = None,
                  console_port: Optional[int] = None, capture: Optional[Path] = None,
                  host: Optional[str] = None) -> None:
+        super().__init__()
         if reactor is None:
             from twisted.internet import reactor as default_reactor
             reactor = default_reactor
@@ -44,62 +80,60 @@ class Service:
             raise FileNotFoundError(f"{self.settings.pki_dir}: no PKI in this home (run `lems init DIR` for a new home)")
         self.store = Store.open(self.settings.store_path)
         self.switch = build_switch(self.home, self.settings, self.store, self.clock, self.log)
-        from lems.wire.capture import Capture
         self.outbox = Outbox(self.store, reactor, capture=Capture.open(capture) if capture else None)
         self.factories: list[TerminalFactory] = []
-        self.ports: list[Any] = []
-        self.ticker: Optional[task.LoopingCall] = None
-        self.console: Any = None  # lems.net.console.ConsoleServer once started; .port is its bound port
+        self.listeners: dict[str, internet.SSLServer] = {}
+        self.console: Any = None  # the ConsoleService once started; .port is its bound port
 
     # -- start and stop ---------------------------------------------------------------
 
     def start(self) -> dict[str, int]:
-        """Listen on every configured listener; returns name -> bound port."""
-        bound = {}
+        """Listen on every configured listener and the console; returns listener name -> bound port."""
+        from lems.net.console_server import ConsoleService  # conch is only needed by a switch that listens
+
         context = pki_mod.server_context_factory(self.pki)
         for i, listener in enumerate(self.settings.listeners):
             factory = TerminalFactory(self.switch, self.reactor, self.outbox, listener.name, listener.framing)
+            factory.on_session_start.append(self.switch.session_started)  # queued traffic goes out
+            self.factories.append(factory)
             port = listener.port
             if self.port_override is not None:
                 # --port moves the first listener; the others move with it (port+1, ...) unless 0.
                 port = self.port_override + i if self.port_override else 0
-            listening = self.reactor.listenSSL(port, factory, context, interface=self.host_override or listener.host)
-            self.factories.append(factory)
-            factory.on_session_start.append(self.switch.session_started)  # queued traffic goes out
-            self.ports.append(listening)
-            bound[listener.name] = listening.getHost().port
-        from lems.net import console  # conch is only needed by a switch that listens
-        self.console = console.listen(self)
-        self.ticker = task.LoopingCall(self.tick)
-        self.ticker.clock = self.reactor
-        self.ticker.start(TICK_SECONDS, now=False)
+            server = internet.SSLServer(port, factory, context, interface=self.host_override or listener.host,
+                                        reactor=self.reactor)
+            server.setServiceParent(self)
+            self.listeners[listener.name] = server
+        TerminalSessions(self).setServiceParent(self)
+        self.console = ConsoleService(self, *self._console_address())
+        self.console.setServiceParent(self)
+        self.startService()
+        bound = {name: _bound_port(server) for name, server in self.listeners.items()}
         self.switch.audit("security", None, event="SWITCH START", text=" ".join(f"{k}:{v}" for k, v in bound.items()))
         self.store.commit()
+        # Last, so SWITCH START is journaled before the first tick (a TimerService ticks as it starts).
+        ticker = internet.TimerService(TICK_SECONDS, self.tick)
+        ticker.clock = self.reactor
+        ticker.setName("tick")
+        ticker.setServiceParent(self)
         self.log.info("switch listening", home=str(self.home), **bound)
         return bound
+
+    def _console_address(self) -> tuple[int, str]:
+        """--console-port, else the [console] port; a switch whose terminal listeners were put on free
+        ports (``--port 0``, the tests) gets a free console port too, never a fixed one."""
+        port = self.console_port
+        if port is None:
+            port = 0 if self.port_override == 0 else self.settings.console_port
+        return port, self.host_override or self.settings.console_host
 
     def tick(self) -> None:
         """Run every session's timers (the fake-clock tests call this directly)."""
         self.switch.tick()
 
-    def stop(self):
-        """Stop listening, close every session, commit and close the store."""
-        if self.ticker is not None and self.ticker.running:
-            self.ticker.stop()
-        # Administrators go first: their sign-out is journaled before the store closes.
-        console_stopped = self.console.stop() if self.console is not None else None
+    def stop(self) -> defer.Deferred:
+        """Stop the tree (administrators first, then terminals, then listeners), then commit and close the store."""
         self.console = None
-        self.switch.close_sessions("switch stopping", ("S", "SWITCH SHUTTING DOWN"))
-        self.outbox.flush()
-        for factory in self.factories:
-            for proto in list(factory.protocols):
-                if proto.transport is not None:
-                    proto.transport.loseConnection()
-        from twisted.internet import defer
-        stopped = [defer.maybeDeferred(p.stopListening) for p in self.ports]
-        if console_stopped is not None:
-            stopped.append(console_stopped)
-        self.ports = []
 
         def finish(_: Any) -> None:
             self.switch.audit("security", None, event="SWITCH STOP")
@@ -108,4 +142,4 @@ class Service:
                 self.outbox.capture.close()
             self.log.info("switch stopped")
 
-        return defer.DeferredList(stopped).addCallback(finish)
+        return defer.maybeDeferred(self.stopService).addCallback(finish)
