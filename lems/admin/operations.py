@@ -104,12 +104,12 @@ class _Delivery:
         return self.delivery.queue_for(ori)
 
     def open_hits(self) -> list[Any]:
-        return self.delivery.open_hits()
+        return self.switch.router.hits.open_hits()
 
     def send_status(self, terminal_id: str, body: str) -> str:
         """Through the queues, so an ack terminal gets it again until it acknowledges."""
         try:
-            return self.delivery.enqueue(self.switch, terminal_id, "S", body, PRIORITY_STATUS)
+            return self.switch.send_to_terminal(terminal_id, "S", body, PRIORITY_STATUS)
         except QueueFull:
             return "queue full"
 
