@@ -54,12 +54,17 @@ def test_verify_ok(store, capsys):
     assert out[2].startswith("head: record 7 hash ")
 
 
-def test_verify_names_the_first_bad_record(store, capsys):
+def attack(store: Path, *statements: str) -> None:
+    """Change the store from outside the switch."""
     attacker = sqlite3.connect(str(store))
-    attacker.execute("UPDATE journal SET outcome = 'NO HIT' WHERE seq = 5")
-    attacker.execute("DELETE FROM journal WHERE seq = 6")
+    for sql in statements:
+        attacker.execute(sql)
     attacker.commit()
     attacker.close()
+
+
+def test_verify_names_the_first_bad_record(store, capsys):
+    attack(store, "UPDATE journal SET outcome = 'NO HIT' WHERE seq = 5", "DELETE FROM journal WHERE seq = 6")
     assert audit.main(["verify"], store) == 1
     out = capsys.readouterr().out
     assert out.startswith("FAILED: journal record 5 edited")
@@ -72,10 +77,7 @@ def test_verify_after_pruning_and_a_tampered_anchor(store, capsys):
     conn.close()
     assert audit.main(["verify"], store) == 0
     assert capsys.readouterr().out.startswith("OK 3 records")
-    attacker = sqlite3.connect(str(store))
-    attacker.execute("UPDATE journal_anchor SET seq = 4 WHERE chain = 'journal'")
-    attacker.commit()
-    attacker.close()
+    attack(store, "UPDATE journal_anchor SET seq = 4 WHERE chain = 'journal'")
     assert audit.main(["verify"], store) == 1
     out = capsys.readouterr().out
     assert out.startswith("FAILED: journal record 5 anchor broken (the journal retention anchor is record 4 hash ")
