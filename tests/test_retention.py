@@ -191,3 +191,12 @@ def test_nothing_old_enough_writes_nothing(days):
     store, _ = store_with_history(clock, [100])
     assert Retention(store, days, clock).tick(clock.now()) == 0
     assert search(store.conn, kind="admin") == []
+
+
+def test_bytes_that_are_not_utf8_refuse_the_prune_instead_of_stopping_the_tick():
+    clock = FakeClock()
+    store, _ = store_with_history(clock, [500, 10])
+    tamper(store, "UPDATE journal SET text = CAST(x'ff4f4c44' AS TEXT) WHERE seq = 1")
+    retention = Retention(store, 365, clock)
+    assert retention.tick(clock.now()) == 0
+    assert retention.last_result.refused.startswith("journal record 1 edited")

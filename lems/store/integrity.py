@@ -282,8 +282,13 @@ def prune(conn: sqlite3.Connection, clock: Any, days: int, journal: Optional[Jou
     counts = {chain.table: 0 for chain in CHAINS}
     record_seq = None
     conn.execute("SAVEPOINT journal_prune")
+    text_factory = conn.text_factory
     try:
-        refused = _prune_chains(conn, cutoff, stamp(now), counts)
+        conn.text_factory = _lenient_text  # tampered bytes refuse the prune, they do not stop it
+        try:
+            refused = _prune_chains(conn, cutoff, stamp(now), counts)
+        finally:
+            conn.text_factory = text_factory
         if refused is not None:
             conn.execute("ROLLBACK TO journal_prune")
             counts = {chain.table: 0 for chain in CHAINS}
@@ -332,12 +337,7 @@ def _prune_chains(conn: sqlite3.Connection, cutoff: str, now: str, counts: dict[
             last = conn.execute(f"SELECT MAX(seq) FROM {chain.table}").fetchone()[0]
         if last is None or last <= chain_anchor(conn, chain)[0]:
             continue
-        text_factory = conn.text_factory
-        conn.text_factory = _lenient_text
-        try:
-            check = _check(conn, chain, upto=last)
-        finally:
-            conn.text_factory = text_factory
+        check = _check(conn, chain, upto=last)
         if not check.ok:
             return f"{chain.table} record {check.bad_seq} {check.reason}: {check.detail}"
         counts[chain.table] = conn.execute(f"DELETE FROM {chain.table} WHERE seq <= ?", (last,)).rowcount
