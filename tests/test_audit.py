@@ -12,7 +12,7 @@ import pytest
 from lems.tools import audit
 from lems.base.clock import UTC, FakeClock
 from lems.store import schema
-from lems.store.journal import Journal
+from lems.store.journal import Journal, prune
 
 QW = "QW.OR9990100.NAM/DOE, JOHN Q.DOB/19800101"
 
@@ -54,15 +54,34 @@ def test_verify_ok(store, capsys):
     assert out[2].startswith("head: record 7 hash ")
 
 
-def test_verify_names_the_first_bad_record(store, capsys):
+def attack(store: Path, *statements: str) -> None:
+    """Change the store from outside the switch."""
     attacker = sqlite3.connect(str(store))
-    attacker.execute("UPDATE journal SET outcome = 'NO HIT' WHERE seq = 5")
-    attacker.execute("DELETE FROM journal WHERE seq = 6")
+    for sql in statements:
+        attacker.execute(sql)
     attacker.commit()
     attacker.close()
+
+
+def test_verify_names_the_first_bad_record(store, capsys):
+    attack(store, "UPDATE journal SET outcome = 'NO HIT' WHERE seq = 5", "DELETE FROM journal WHERE seq = 6")
     assert audit.main(["verify"], store) == 1
     out = capsys.readouterr().out
     assert out.startswith("FAILED: journal record 5 edited")
+
+
+def test_verify_after_pruning_and_a_tampered_anchor(store, capsys):
+    conn = sqlite3.connect(str(store), isolation_level=None)
+    pruned = prune(conn, FakeClock(dt.datetime(2027, 11, 2, 12, 0, tzinfo=UTC)), 365)
+    assert (pruned.journal_pruned, pruned.record_seq) == (5, 8)  # the first day's records, and the record of it
+    conn.close()
+    assert audit.main(["verify"], store) == 0
+    assert capsys.readouterr().out.startswith("OK 3 records")
+    attack(store, "UPDATE journal_anchor SET seq = 4 WHERE chain = 'journal'")
+    assert audit.main(["verify"], store) == 1
+    out = capsys.readouterr().out
+    assert out.startswith("FAILED: journal record 5 anchor broken (the journal retention anchor is record 4 hash ")
+    assert "RETENTION record 8 left record 5 hash " in out
 
 
 def test_search_prints_one_line_per_record(store, capsys):

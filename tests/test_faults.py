@@ -134,12 +134,12 @@ def test_connection_flood_beyond_the_limit(home, switch_factory, setting, defaul
     """Per address and in all: the connection over the limit is closed before TLS; later ones work."""
     import tomllib
 
-    from lems.base import tomlw
+    from lems.base.registry import write_atomically
 
     conf = home / "conf" / "lems.toml"
     text = conf.read_text().replace(f"\n{setting} = {default}", f"\n{setting} = 3")
     assert tomllib.loads(text)["limits"][setting] == 3
-    tomlw.write_atomically(conf, text)
+    write_atomically(conf, text)
     running = switch_factory()
     raw = []
     try:

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from lems.store import journal
 from lems.base.clock import UTC, FakeClock, stamp
-from lems.store import schema
+from lems.store import query, schema
 from lems.store.journal import GENESIS, JOURNAL, Journal, prune, search, verify
 
 QW = "QW.OR9990100.NAM/DOE, JOHN Q.DOB/19800101"
@@ -326,15 +326,15 @@ def test_thousand_records_across_restarts_and_pruning(db):
     oldest = conn.execute("SELECT MIN(seq), MIN(ts) FROM journal").fetchone()
     assert oldest[0] == pruned.anchor_seq + 1 and oldest[1] >= pruned.cutoff
     conn.close()
-    result = check(db)
-    assert result.ok and result.checked == 1000 - pruned.journal_pruned
+    result = check(db)  # what is left, and the RETENTION record that vouches for the anchor
+    assert result.ok and result.checked == 1000 - pruned.journal_pruned + 1 and pruned.record_seq == 1001
     assert result.disseminations == total_dissem - pruned.dissemination_pruned
 
     conn = connect(db)  # restart after pruning, keep writing
     add_mixed(Journal(conn, clock), clock, rng, 50, conn)
     conn.close()
     result = check(db)
-    assert result.ok and result.head_seq == 1050
+    assert result.ok and result.head_seq == 1051
 
     attack(db, ("DELETE FROM journal WHERE seq = ?", (pruned.anchor_seq + 1,)))
     result = check(db)
@@ -346,15 +346,15 @@ def test_pruning_everything_keeps_the_chain_going(db):
     clock.advance(400 * 86400)
     conn = connect(db)
     result = prune(conn, clock, 365)
-    assert result.journal_pruned == 30 and result.anchor_seq == 30
-    assert verify(conn).ok and verify(conn).checked == 0
+    assert result.journal_pruned == 30 and result.anchor_seq == 30 and result.record_seq == 31
+    assert verify(conn).ok and verify(conn).checked == 1  # the RETENTION record
     conn.close()
     conn = connect(db)
     j = Journal(conn, clock)
-    assert j.head[0] == 30
-    assert j.append("security", event="SWITCH START") == 31
+    assert j.head[0] == 31
+    assert j.append("security", event="SWITCH START") == 32
     result = verify(conn)
-    assert result.ok and result.checked == 1
+    assert result.ok and result.checked == 2
 
 
 def test_prune_refuses_to_destroy_evidence(db):
@@ -365,7 +365,9 @@ def test_prune_refuses_to_destroy_evidence(db):
     result = prune(conn, clock, 365)
     assert result.refused and "journal record 3 edited" in result.refused
     assert result.journal_pruned == 0
-    assert conn.execute("SELECT COUNT(*) FROM journal").fetchone()[0] == 30
+    assert conn.execute("SELECT COUNT(*) FROM journal").fetchone()[0] == 31  # and the refusal, recorded
+    refusal = search(conn, kind="admin")[-1]
+    assert (refusal.event, refusal.outcome) == ("RETENTION", "REFUSED") and "record 3 edited" in refusal.text
     assert (verify(conn).bad_seq, verify(conn).reason) == (3, "edited")
 
 
@@ -384,7 +386,8 @@ def test_prune_refused_by_the_dissemination_log_prunes_nothing(db):
     conn = connect(db)
     result = prune(conn, clock, 365)
     assert result.refused and result.refused.startswith("dissemination record 2 edited")
-    assert conn.execute("SELECT COUNT(*) FROM journal").fetchone()[0] == 5  # journal pruning undone too
+    # the journal pruning is undone too
+    assert conn.execute("SELECT COUNT(*) FROM journal WHERE kind = 'in'").fetchone()[0] == 5
     assert conn.execute("SELECT COUNT(*) FROM journal_anchor").fetchone()[0] == 0
 
 
@@ -425,7 +428,7 @@ def test_retention_cannot_go_below_a_year():
     assert (result.requested_days, result.days, result.floor_applied) == (30, 365, True)
     assert result.cutoff == stamp(clock.now() - dt.timedelta(days=365))
     assert result.journal_pruned == 1 and result.anchor_seq == old
-    assert [r.seq for r in search(conn)] == [kept, kept + 1]
+    assert [r.seq for r in search(conn, kind="in")] == [kept, kept + 1]
     result = prune(conn, clock, 0)
     assert result.days == 365 and result.journal_pruned == 0
     result = prune(conn, clock, 400)
@@ -445,7 +448,7 @@ def test_prune_stops_at_the_first_record_to_keep_even_if_the_clock_stepped_back(
     clock.current = dt.datetime(2026, 6, 1, tzinfo=UTC)
     result = prune(conn, clock, 365)
     assert result.journal_pruned == 1
-    assert [r.text for r in search(conn)] == ["OLD STAMP, NEWER RECORD", "NEW"]  # search shows time order
+    assert [r.text for r in search(conn, kind="in")] == ["OLD STAMP, NEWER RECORD", "NEW"]  # time order
     assert verify(conn).ok
 
 
@@ -603,7 +606,7 @@ def test_parse_when_rejects_nonsense():
 def test_search_uses_an_index_and_no_sort(filters, index):
     conn = create(":memory:")
     filters = dict(filters)
-    where, params = journal._where(filters.pop("since", None), filters.pop("until", None), filters, None)
+    where, params = query._where(filters.pop("since", None), filters.pop("until", None), filters, None)
     plan = " / ".join(row[3] for row in conn.execute(
         f"EXPLAIN QUERY PLAN SELECT * FROM journal{where} ORDER BY ts DESC, seq DESC LIMIT 10", params))
     assert f"INDEX {index}" in plan and "TEMP B-TREE" not in plan, plan

@@ -33,7 +33,6 @@ class Listener:
 class Limits:
     max_payload: int = 16384
     max_garbage: int = 65536
-    write_high_water: int = 262144
     write_hard_limit: int = 4194304
     max_connections: int = 1000
     max_connections_per_address: int = 300
@@ -146,9 +145,16 @@ class Settings:
         )
 
 
+# Settings an earlier lems.toml may still carry that nothing reads any more: accepted
+# and ignored, so an old home still loads.  (write_high_water: Twisted's own transport
+# buffer pauses the reader; only write_hard_limit is the switch's.)
+RETIRED = {"limits": frozenset({"write_high_water"})}
+
+
 def _known(kind: type, values: dict[str, Any], origin: Any, name: str) -> dict[str, Any]:
     fields = {a.name for a in attrs.fields(kind)}
-    unknown = set(values) - fields
+    retired = RETIRED.get(name, frozenset())
+    unknown = set(values) - fields - retired
     if unknown:
         raise ConfError(f"{origin}: [{name}] has unknown settings {sorted(unknown)}")
-    return dict(values)
+    return {k: v for k, v in values.items() if k not in retired}

@@ -4,18 +4,27 @@ The registry is data in a home's terminals/ directory (agencies.toml,
 terminals.toml, operators.toml).  It is loaded into frozen values; a change (a
 new fingerprint, a revocation) makes a new Registry and is written back
 atomically to the file that owns it.
+
+The files are the administrators' as much as the switch's, so a write changes
+only what changed: the file is edited in place with tomlkit (comments, order,
+spacing and keys the switch does not know stay as written), entries the file
+lacks are appended, and the result must load back to the same entries before it
+replaces the file.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import os
+import stat
+import tempfile
 import tomllib
 from pathlib import Path
-from typing import Any, Iterable, Optional
+from typing import Any, Callable, Optional
 
 import attrs
-
-from lems.base import tomlw
+import tomlkit
+from tomlkit.items import AoT, Table
 
 AGENCY_TYPES = ("criminal-justice", "service", "non-criminal-justice")
 TERMINAL_TYPES = ("workstation", "mobile", "dispatch", "receive-only", "interface")
@@ -296,7 +305,100 @@ class Registry:
         return new
 
     def save(self, kind: str) -> None:
-        items: Iterable[Any] = {"agency": self.agencies, "terminal": self.terminals,
-                                "operator": self.operators}[kind].values()
-        text = tomlw.dumps({kind: [i.to_dict() for i in items]}, HEADERS[kind])
-        tomlw.write_atomically(self.directory / FILES[kind], text)
+        """Write this registry's entries of ``kind`` to the file that owns them, keeping its layout."""
+        path = self.directory / FILES[kind]
+        items: dict[str, Any] = {"agency": self.agencies, "terminal": self.terminals,
+                                 "operator": self.operators}[kind]
+        try:
+            doc = tomlkit.parse(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            doc = tomlkit.parse(HEADERS[kind] + "\n")
+        _merge(doc, kind, items)
+        text = tomlkit.dumps(doc)
+        if _entries(tomllib.loads(text), kind, path) != items:
+            raise RegistryError(f"{path}: the rewritten file would not load back to the same {kind} entries")
+        write_atomically(path, text)
+
+
+MAKERS: dict[str, Callable[[dict[str, Any], str], Any]] = {
+    "agency": Agency.from_dict, "terminal": Terminal.from_dict, "operator": Operator.from_dict}
+KEYS = {"agency": "ori", "terminal": "id", "operator": "id"}
+
+
+def _entries(raw: dict[str, Any], kind: str, path: Path) -> dict[str, Any]:
+    out = {}
+    for i, entry in enumerate(raw.get(kind, []), 1):
+        item = MAKERS[kind](entry, f"{path}: {kind} #{i}")
+        out[getattr(item, KEYS[kind])] = item
+    return out
+
+
+def _merge(doc: tomlkit.TOMLDocument, kind: str, items: dict[str, Any]) -> None:
+    """Make the document's ``[[kind]]`` entries say ``items``, touching only what differs."""
+    tables = doc.get(kind)
+    if not isinstance(tables, AoT):
+        tables = tomlkit.aot()
+        doc.append(kind, tables)
+    done: set[str] = set()
+    for i in reversed(range(len(tables))):
+        table = tables[i]
+        raw = table.unwrap()
+        key = str(raw.get(KEYS[kind], "")).upper()
+        if key not in items:
+            del tables[i]  # no longer in the registry
+            continue
+        _update(table, items[key].to_dict(), MAKERS[kind](raw, kind).to_dict())
+        done.add(key)
+    for key, item in items.items():
+        if key not in done:
+            table = _new_table(item.to_dict())
+            if not tomlkit.dumps(doc).endswith("\n\n"):
+                table.trivia.indent = "\n"  # a blank line before the new entry, like the others
+            tables.append(table)
+
+
+def _update(table: Table, new: dict[str, Any], old: dict[str, Any]) -> None:
+    """Set the keys whose meaning changed (``old`` is what the table says, read as the registry reads it)."""
+    for key, value in new.items():
+        if isinstance(value, dict):
+            sub = table.get(key)
+            if isinstance(sub, Table):
+                _update(sub, value, old.get(key, {}))
+            elif value != old.get(key, {}):
+                table.append(key, _new_table(value))
+        elif value != old.get(key):
+            table[key] = value
+
+
+def _new_table(values: dict[str, Any]) -> Table:
+    table = tomlkit.table()
+    for key, value in values.items():
+        if value is not None:
+            table.append(key, _new_table(value) if isinstance(value, dict) else value)
+    return table
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text`` so a reader sees the old file or the new one, never half.
+
+    The new file keeps the old one's permissions; it is written beside it, synced,
+    and renamed over it."""
+    tomllib.loads(text)  # never write a file the switch could not read back
+    path = Path(path)
+    try:
+        mode: Optional[int] = stat.S_IMODE(path.stat().st_mode)
+    except FileNotFoundError:
+        mode = None
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            if mode is not None:
+                os.fchmod(f.fileno(), mode)
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise

@@ -145,12 +145,25 @@ CREATE TABLE entered_record (
 );
 """
 
+# When journal retention last ran (lems.store.retention): at most once a switch-clock day.
+RETENTION_RUN = """
+CREATE TABLE retention_run (
+    id INTEGER PRIMARY KEY CHECK (id = 1),   -- one row
+    day TEXT NOT NULL,           -- UTC date of the switch clock, YYYY-MM-DD
+    ran TEXT NOT NULL,           -- UTC CCYYMMDDhhmmssff
+    days INTEGER NOT NULL,       -- retention applied (never below the floor)
+    pruned INTEGER NOT NULL,     -- journal and dissemination records removed
+    refused TEXT                 -- why nothing was pruned, when a chain failed to verify
+);
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     ("0001_core", CORE),
     ("0002_journal", JOURNAL),
     ("0003_delivery_queue", DELIVERY_QUEUE),
     ("0004_hit_confirmation", HIT_CONFIRMATION),
     ("0005_entered_records", ENTERED_RECORDS),
+    ("0006_retention_run", RETENTION_RUN),
 )
 
 RENAMED = {
