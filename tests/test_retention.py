@@ -200,3 +200,20 @@ def test_bytes_that_are_not_utf8_refuse_the_prune_instead_of_stopping_the_tick()
     retention = Retention(store, 365, clock)
     assert retention.tick(clock.now()) == 0
     assert retention.last_result.refused.startswith("journal record 1 edited")
+
+
+def test_a_running_switch_prunes_on_its_tick_and_the_journal_still_verifies(running, clock):
+    """[audit] retention_days of the home, kept by the switch's own one-second tick."""
+    c = running.signed_on("T0100001", "OR9990100", "OP010001")
+    assert c.request("QW.OR9990100.NAM/DOE, JOHN Q.DOB/19800101").cls == "R"
+    days = running.switch.settings.retention_days
+    conn = running.switch.store.conn
+    before = running.call(lambda: conn.execute("SELECT COUNT(*) FROM journal").fetchone()[0])
+    clock.advance((days + 1) * 86400)
+    running.tick()
+    records = running.call(lambda: search(conn, kind="admin"))
+    assert [r.event for r in records][-1] == "RETENTION"
+    assert running.call(lambda: conn.execute("SELECT MIN(seq) FROM journal").fetchone()[0]) > before
+    assert running.call(verify, conn).ok
+    # Once a day: the next tick the same day prunes nothing more.
+    assert running.call(running.switch.retention.tick, clock.now()) == 0

@@ -25,7 +25,7 @@ from lems.base.registry import Operator, Registry, Terminal
 from lems.core.policy import Policy
 from lems.core.router import Router
 from lems.core.session import PendingSignOn, Session, Step
-from lems.store import Store
+from lems.store import Retention, Store
 from lems.traffic.delivery import QueueFull
 from lems.wire import framing
 from lems.wire.codec import Codec
@@ -90,6 +90,8 @@ class Switch:
         self.trail = router.routing.trail
         self.journal = self.trail.journal
         self.policy = Policy(settings, clock)
+        # [audit] retention_days: the journal pruned once a switch-clock day, never below the floor.
+        self.retention = Retention(store, settings.retention_days, clock, journal=self.journal)
         self.hub = Hub()
         self.started = clock.monotonic()
 
@@ -391,12 +393,14 @@ class Switch:
             self.hub.write(terminal.id, sends)
 
     def tick(self) -> None:
-        """Run every schedule once: session locks and idle disconnects, routed traffic's timers."""
+        """Run every schedule once: session locks and idle disconnects, routed traffic's
+        timers, journal retention."""
         for terminal_id, session in list(self.hub.sessions.items()):
             actions = session.tick()
             if actions:
                 self.hub.write(terminal_id, actions)
         self.deliver(self.router.tick(self.registry, self.hub))
+        self.retention.tick(self.clock.now())
         self.store.commit()
 
     def close_sessions(self, reason: str, notice: tuple[str, str]) -> None:
