@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 from test_maintenance import CITY, COUNTY, TODAY, nic_of, signed_on
 
-from lems.files.records import RecordFiles, validate
+from lems.files.records import validate
+from lems.files.index import RecordFiles
 from lems.wire.catalogue import Catalogue
 from lems.wire.message import Record
 

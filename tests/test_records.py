@@ -12,10 +12,21 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from lems.wire.catalogue import Catalogue
 from lems.wire.message import Record
 from lems.files.records import (
-    REGISTRATION_FIELDS, REGISTRATION_LINE, REGISTRATION_WIDTH, RecordFileError, RecordFiles, RecordIndex,
-    data_fields, load_record_files, record_from_json, record_to_json, registration_from_line,
-    registration_to_line, synthetic_records, text_lines, validate,
+    REGISTRATION_FIELDS,
+    REGISTRATION_LINE,
+    REGISTRATION_WIDTH,
+    RecordFileError,
+    data_fields,
+    load_record_files,
+    record_from_json,
+    record_to_json,
+    registration_from_line,
+    registration_to_line,
+    text_lines,
+    validate,
 )
+from lems.files.index import RecordFiles, RecordIndex
+from lems.files.synthetic import synthetic_records
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "routes" / "records"

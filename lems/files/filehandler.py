@@ -48,16 +48,14 @@ from lems.files.handlers import HandlerContext, HandlerError, NotOnFile, NotYour
 from lems.wire.message import Message, Record
 from lems.files.records import (
     ON_FILE,
-    Criteria,
     RecordFileError,
-    RecordFiles,
-    criteria,
     load_record_files,
     normalize_number,
     record_from_json,
     record_to_json,
     validate,
 )
+from lems.files.index import Criteria, RecordFiles, criteria
 
 
 # Run-time entries are numbered from here (records.py: demo records stay below).

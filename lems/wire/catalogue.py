@@ -269,7 +269,7 @@ class KeySpec:
 
 @attrs.frozen
 class SearchRule:
-    """How an inquiry finds a file's records by number (``lems.files.records.RecordIndex``).
+    """How an inquiry finds a file's records by number (``lems.files.index.RecordIndex``).
 
     ``numbers``: fields that identify a record by exact value (compared without
     case, spaces or hyphens).  ``narrowing``: a number narrowed by a companion
