@@ -67,10 +67,8 @@ def test_entry_and_maintenance():
 def test_nlets_reply_header():
     received = dt.datetime(2026, 11, 3, 15, 4)
     sent = dt.datetime(2026, 11, 3, 15, 5)
-    text = replies.nlets_reply("RR", "ORDMV0000", received, 42, sent, 7, "OR9990100", "CTL0000001",
-                               ["LIC/TEST123 LIS/OR"])
-    assert text.split("\n") == ["RR.ORDMV0000", "1504 11032026 00042", "1505 11032026 00007 OR9990100",
-                                "*CTL0000001", "TXT", "LIC/TEST123 LIS/OR"]
+    lines = replies.nlets_header("RR", "ORDMV0000", received, 42, sent, 7, "OR9990100", "CTL0000001")
+    assert lines == ["RR.ORDMV0000", "1504 11032026 00042", "1505 11032026 00007 OR9990100", "*CTL0000001", "TXT"]
     assert "*" not in "".join(replies.nlets_header("DR", "WA", received, 1, sent, 2, "OR9990100"))
 
 

@@ -9,7 +9,7 @@ what replay comparisons and screen-scraping terminals handle best.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Iterable, Mapping, Optional
+from typing import Any, Mapping, Optional
 
 from lems.wire.catalogue import FileSpec, KeySpec
 from lems.wire.message import Message, Record
@@ -132,12 +132,32 @@ def nlets_header(reply_key: str, answering_ori: str, received: dt.datetime, inpu
     return lines
 
 
-def nlets_reply(reply_key: str, answering_ori: str, received: dt.datetime, input_seq: int,
-                sent: dt.datetime, output_seq: int, dest_ori: str, control: Optional[str],
-                body: Iterable[str]) -> str:
-    """A whole Nlets reply text: header, control, TXT and the body lines."""
-    return "\n".join(nlets_header(reply_key, answering_ori, received, input_seq, sent, output_seq, dest_ori,
-                                  control) + list(body))
+def nlets_no_record(msg: Message, spec: KeySpec) -> str:
+    """A state's section when nothing matched: ``NO RECORD LIC/TEST123``."""
+    return f"NO RECORD {criteria_text(msg, spec)}".rstrip()
+
+
+def nlets_no_answer(state_code: str, state_name: str) -> str:
+    """Why a state's section is missing (its handler failed or timed out)."""
+    return f"{state_code} {state_name} FILE HANDLER UNAVAILABLE OR FAILED - NO ANSWER"
+
+
+def nlets_carried(msg: Message, addressed: str) -> str:
+    """What an agency's terminal receives for an inquiry addressed to its ORI."""
+    lines = [f"{msg.mke}.{msg.ori}.{addressed}"]
+    if msg.control:
+        lines.append(f"*{msg.control}")
+    lines.append("TXT")
+    lines.append(".".join(f"{code}/{value}" for code, value in msg.fields))
+    return "\n".join(lines)
+
+
+def nlets_carried_ack(msg: Message, dest: str, outcome_line: str) -> list[str]:
+    """The sender's section for an inquiry carried to an ORI."""
+    lines = [f"{msg.mke} ACCEPTED FOR {dest}"]
+    if msg.control:
+        lines.append(f"*{msg.control}")
+    return lines + [outcome_line]
 
 
 def nl_summary(answers: Mapping[str, Optional[bool]]) -> list[str]:

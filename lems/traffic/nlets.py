@@ -202,7 +202,7 @@ class NletsInquiry:
                       record_set=record_set, error=repr(exc))
             return StateAnswer(state, failed=True)
         if not body:
-            return StateAnswer(state, (f"NO RECORD {replies.criteria_text(msg, spec)}".rstrip(),))
+            return StateAnswer(state, (replies.nlets_no_record(msg, spec),))
         return StateAnswer(state, tuple(body), hit=True)
 
     def _hit_block(self, txn: Transaction, record: Record) -> list[str]:
@@ -217,22 +217,12 @@ class NletsInquiry:
         problem = self.routing.courier.destination_problem(txn.registry, dest, msg.mke)
         if problem is not None:
             return Refusal(dest, problem)
-        outcome = plan.to_agency(dest, "U", delivery_text(msg, dest), PRIORITY_ORDINARY)
+        outcome = plan.to_agency(dest, "U", replies.nlets_carried(msg, dest), PRIORITY_ORDINARY)
         if not outcome.reached:
             return Refusal(dest, Reject(".04.", f"{dest} QUEUE FULL FOR {' '.join(outcome.full)}, MESSAGE NOT QUEUED"))
         if outcome.queued and not outcome.delivered:
             queued.append(dest)
         return Delivered(dest, outcome.line())
-
-
-def delivery_text(msg: Message, addressed: str) -> str:
-    """What an agency's terminal receives for an inquiry addressed to its ORI."""
-    lines = [f"{msg.mke}.{msg.ori}.{addressed}"]
-    if msg.control:
-        lines.append(f"*{msg.control}")
-    lines.append("TXT")
-    lines.append(".".join(f"{code}/{value}" for code, value in msg.fields))
-    return "\n".join(lines)
 
 
 def _first_refusal(msg: Message, parts: list[Part]) -> Reject:
@@ -250,7 +240,7 @@ def _first_refusal(msg: Message, parts: list[Part]) -> Reject:
 
 
 def _failed_reason(state: StateRoute) -> str:
-    return f"{state.code} {state.name} FILE HANDLER UNAVAILABLE OR FAILED - NO ANSWER"
+    return replies.nlets_no_answer(state.code, state.name)
 
 
 # -- the reply text ------------------------------------------------------------------------------
@@ -266,9 +256,6 @@ def _render(part: Part, msg: Message, spec: Any, received: dt.datetime, input_se
     if isinstance(part, Summary):
         return replies.nl_summary({a.state.code: a.outcome for a in part.answers})
     if isinstance(part, Delivered):
-        lines = [f"{msg.mke} ACCEPTED FOR {part.dest}"]
-        if msg.control:
-            lines.append(f"*{msg.control}")
-        return lines + [part.line]
+        return replies.nlets_carried_ack(msg, part.dest, part.line)
     return part.lines()
 
