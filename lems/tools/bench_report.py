@@ -5,13 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Optional
 
+from lems.tools.latency import latency_line
+
 
 def describe(result: dict[str, Any]) -> str:
-    lat = result["latency_ms"]
-
-    def ms(v: Optional[float]) -> str:
-        return "-" if v is None else f"{v:.2f}"
-
     errors = sum(result["errors"].values())
     detail = f" ({', '.join(f'{c} x{n}' for c, n in sorted(result['errors'].items()))})" if errors else ""
     rss = result.get("rss_mb")
@@ -20,7 +17,7 @@ def describe(result: dict[str, Any]) -> str:
     if "ready_seconds" in result:
         memory += f"\n          started and listening in {result['ready_seconds']:.1f} s"
     return (f"  {result['server']:<7} {result['replies']:>8} replies {result['per_second']:>9.1f} msg/s  "
-            f"latency ms p50 {ms(lat['p50'])} p95 {ms(lat['p95'])} p99 {ms(lat['p99'])}  "
+            f"{latency_line(result['latency_ms'], 2)}  "
             f"errors {errors}{detail}  unanswered {result['outstanding']}{memory}")
 
 

@@ -22,3 +22,8 @@ def percentiles(values: Iterable[float], qs: Iterable[int] = PERCENTILES) -> dic
         return {f"p{q}": (data[0] if data else None) for q in qs}
     cuts = statistics.quantiles(data, n=100, method="inclusive")  # cuts[i] is p(i + 1)
     return {f"p{q}": cuts[q - 1] for q in qs}
+
+
+def latency_line(latency_ms: dict[str, Optional[float]], places: int) -> str:
+    """``latency ms p50 1.23 p95 4.56 p99 7.89`` (``-`` for a percentile of no sample), as both reports print it."""
+    return "latency ms " + " ".join(f"{p} {'-' if v is None else f'{v:.{places}f}'}" for p, v in latency_ms.items())

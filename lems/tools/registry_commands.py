@@ -13,33 +13,33 @@ from lems.tools.args import EXIT_OK, add_home, fail, home_of
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("ca", help="the switch's certificate authority")
-    actions = p.add_subparsers(dest="ca_command", required=True, metavar="ACTION")
-    q = actions.add_parser("issue", help="issue and register a new certificate for a terminal")
-    q.add_argument("terminal")
-    add_home(q)
-    q.set_defaults(func=ca_issue)
+    _one_action(subparsers, "ca", "the switch's certificate authority",
+                "issue", "issue and register a new certificate for a terminal", ca_issue, "terminal")
 
-    p = subparsers.add_parser("terminal", help="terminal registry")
-    actions = p.add_subparsers(dest="terminal_command", required=True, metavar="ACTION")
-    q = actions.add_parser("add", help="register a terminal and issue its certificate")
-    q.add_argument("terminal")
+    q = _one_action(subparsers, "terminal", "terminal registry",
+                    "add", "register a terminal and issue its certificate", terminal_add, "terminal")
     q.add_argument("--ori", required=True)
     q.add_argument("--type", required=True, choices=TERMINAL_TYPES)
     q.add_argument("--ack", action="store_true", help="the terminal acknowledges U and S frames")
-    add_home(q)
-    q.set_defaults(func=terminal_add)
 
-    p = subparsers.add_parser("operator", help="operator registry")
-    actions = p.add_subparsers(dest="operator_command", required=True, metavar="ACTION")
-    q = actions.add_parser("add", help="register an operator (certified and background-checked today)")
-    q.add_argument("operator")
+    q = _one_action(subparsers, "operator", "operator registry",
+                    "add", "register an operator (certified and background-checked today)", operator_add, "operator")
     q.add_argument("--ori", required=True)
     q.add_argument("--level", required=True, choices=LEVELS)
     q.add_argument("--password", required=True)
     q.add_argument("--totp", help="base32 TOTP secret to enrol the operator in two-factor sign-on")
+
+
+def _one_action(subparsers: argparse._SubParsersAction, group: str, group_help: str, action: str,
+                action_help: str, handler, subject: str) -> argparse.ArgumentParser:
+    """``lems GROUP ACTION SUBJECT [--home DIR]``; the caller adds the action's own options."""
+    p = subparsers.add_parser(group, help=group_help)
+    actions = p.add_subparsers(dest=f"{group}_command", required=True, metavar="ACTION")
+    q = actions.add_parser(action, help=action_help)
+    q.add_argument(subject)
     add_home(q)
-    q.set_defaults(func=operator_add)
+    q.set_defaults(func=handler)
+    return q
 
 
 def _registry_and_pki(args: argparse.Namespace):

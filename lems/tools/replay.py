@@ -46,7 +46,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional
 import attrs
 
 from lems.tools.args import EXIT_OK, fail
-from lems.tools.latency import percentiles
+from lems.tools.latency import latency_line, percentiles
 from lems.wire import capture as capture_mod
 from lems.wire import framing
 from lems.wire.headers import Output
@@ -399,16 +399,11 @@ class Replay:
 
 
 def summary(report: dict[str, Any]) -> str:
-    lat = report["latency_ms"]
-
-    def ms(v: Optional[float]) -> str:
-        return "-" if v is None else f"{v:.1f}"
-
     lines = [f"{m['terminal']} {m['ref'] or '-'}: {m['kind']}: {m['reason']}" for m in report["mismatches"]]
     lines.append(f"replay: {report['terminals']} terminals, {report['frames']} frames sent, "
                  f"{report['compared']} replies compared, {report['matched']} matched, "
                  f"{report['mismatched']} mismatched; {report['throughput_per_s']:.1f} replies/s; "
-                 f"latency ms p50 {ms(lat['p50'])} p95 {ms(lat['p95'])} p99 {ms(lat['p99'])}")
+                 f"{latency_line(report['latency_ms'], 1)}")
     lines.append("replay: OK" if not report["mismatched"] else "replay: MISMATCH")
     return "\n".join(lines)
 

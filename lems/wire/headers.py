@@ -49,12 +49,16 @@ class HeaderError(ValueError):
 # -- the grammar -------------------------------------------------------------------------------
 
 
-class SpacePadded(c.Adapter):
-    """A fixed-width field of frame characters, space padded on the right; trailing spaces are not data."""
+class Field(c.Adapter):
+    """A fixed-width field of the header, with its PROTOCOL.md name for the error messages."""
 
     def __init__(self, length: int, name: str) -> None:
         super().__init__(c.Bytes(length))
         self.length, self.field = length, name
+
+
+class SpacePadded(Field):
+    """A fixed-width field of frame characters, space padded on the right; trailing spaces are not data."""
 
     def _decode(self, obj: bytes, context: Any, path: Any) -> str:
         if obj.translate(None, FIELD_CHARS):
@@ -70,12 +74,12 @@ class SpacePadded(c.Adapter):
         return raw.ljust(self.length, b" ")
 
 
-class Digits(c.Adapter):
+class Digits(Field):
     """A fixed-width zero-padded decimal number in ``low``..``high`` (the OSN)."""
 
     def __init__(self, length: int, name: str, low: int, high: int) -> None:
-        super().__init__(c.Bytes(length))
-        self.length, self.field, self.low, self.high = length, name, low, high
+        super().__init__(length, name)
+        self.low, self.high = low, high
 
     def _decode(self, obj: bytes, context: Any, path: Any) -> int:
         if not obj.isdigit() or not self.low <= int(obj) <= self.high:
@@ -89,12 +93,8 @@ class Digits(c.Adapter):
         return b"%0*d" % (self.length, obj)
 
 
-class DigitString(c.Adapter):
+class DigitString(Field):
     """A fixed-width string of ASCII digits (the TS, CCYYMMDDhhmmssff)."""
-
-    def __init__(self, length: int, name: str) -> None:
-        super().__init__(c.Bytes(length))
-        self.length, self.field = length, name
 
     def _decode(self, obj: bytes, context: Any, path: Any) -> str:
         if not obj.isdigit():
