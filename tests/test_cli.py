@@ -163,9 +163,10 @@ def test_help_version_and_usage_errors(tmp_path):
                     "console"):
         assert re.search(rf"^    {command} ", top.stdout, re.M), command
     assert lems("--version", cwd=tmp_path).stdout.startswith("lems ")
-    # `python -m lems.tools.bench` is `lems bench` (docs/PERFORMANCE.md).
-    alone = lems("--help", cwd=tmp_path, module="lems.tools.bench")
-    assert alone.returncode == 0 and alone.stdout.startswith("usage: lems bench")
+    # `python -m lems.tools.bench` is `lems bench` (docs/PERFORMANCE.md); so is replay's.
+    for tool in ("bench", "replay"):
+        alone = lems("--help", cwd=tmp_path, module=f"lems.tools.{tool}")
+        assert alone.returncode == 0 and alone.stdout.startswith(f"usage: lems {tool}"), tool
     for args, message in [
         (["bench", "--terminals", "0"], "lems bench: --terminals, --seconds and --rate must be positive"),
         (["bench", "--mix", "qx=1"], "lems bench: unknown message kind 'qx' in --mix"),

@@ -45,7 +45,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional
 
 import attrs
 
-from lems.tools.args import EXIT_OK, fail
+from lems.tools.args import EXIT_OK, fail, standalone
 from lems.tools.latency import latency_line, percentiles
 from lems.wire import capture as capture_mod
 from lems.wire import framing
@@ -477,3 +477,7 @@ def run(args: argparse.Namespace) -> int:
     if args.report:
         Path(args.report).write_text(json.dumps(report, indent=2) + "\n")
     return EXIT_MISMATCH if report["mismatched"] else EXIT_OK
+
+
+if __name__ == "__main__":  # pragma: no cover  (python -m lems.tools.replay is lems replay)
+    raise SystemExit(standalone(register, "replay", sys.argv[1:]))
