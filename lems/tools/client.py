@@ -110,7 +110,7 @@ class TerminalClient:
                     self.send(f"ACK.{self.ori}.OSN/{out.osn:05d}", ref="ACK")
 
     def receive(self, timeout: Optional[float] = None) -> Output:
-        """The next frame of any class."""
+        """The next frame of any class; a frame that is not an output frame raises ``HeaderError``."""
         deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
         while not self.frames:
             self._fill(deadline)

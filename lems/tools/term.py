@@ -16,7 +16,7 @@ from typing import Any
 
 from lems.tools import client as client_mod
 from lems.tools.client import LinkClosed, ReplyTimeout, TerminalClient
-from lems.wire.headers import Output
+from lems.wire.headers import HeaderError, Output
 
 HELP = """local commands:
   /help          this text
@@ -84,6 +84,10 @@ def run_terminal(args: argparse.Namespace, client: TerminalClient, registered: A
                 out = client.receive(timeout=0.2)
             except ReplyTimeout:
                 continue
+            except HeaderError as exc:  # the switch sent something that is not an output frame
+                print(f"\n*** not an output frame, disconnecting: {exc}", flush=True)
+                closed.set()
+                return
             except (LinkClosed, OSError):
                 if not closed.is_set():
                     print("\n*** the switch closed the connection", flush=True)
