@@ -20,8 +20,11 @@ from typing import Any
 
 from twisted.internet import defer, reactor
 
-from lems.wire import capture as capture_mod
 from lems.tools import replay
+from lems.tools.latency import percentiles
+from lems.tools.target import Target, Wire
+from lems.wire import capture as capture_mod
+from lems.wire import framing
 from lems.wire.headers import Output
 
 from conftest import in_reactor
@@ -106,7 +109,7 @@ class ScriptedTarget:
     def __init__(self, answer) -> None:
         self.answer, self.wires = answer, {}
 
-    def connect(self, reactor_: Any, terminal: str, on_frame, on_lost=None, timeout: float = 10.0):
+    def connect(self, reactor_: Any, terminal: str, on_frame, on_lost=None, timeout: float = 10.0, on_bad=None):
         self.wires[terminal] = ScriptedWire(terminal, on_frame, self.answer)
         return defer.succeed(self.wires[terminal])
 
@@ -145,18 +148,62 @@ def test_missing_and_unexpected_replies_are_reported():
             if text != "HBT":
                 super().send(ref, text, opr)
 
-    target.connect = lambda r, t, on_frame, on_lost=None, timeout=10.0: defer.succeed(
+    target.connect = lambda r, t, on_frame, on_lost=None, timeout=10.0, on_bad=None: defer.succeed(
         target.wires.setdefault(t, Silent(t, on_frame, target.answer)))
     report = in_reactor(replay.run_in_reactor, reactor, frames, target, speed=None, timeout=0.3, settle=0.1)
     kinds = sorted(m["kind"] for m in report["mismatches"])
     assert kinds == ["missing reply", "missing unsolicited", "unexpected reply"]
 
 
+def test_a_frame_that_is_not_an_output_header_is_a_mismatch_of_its_own():
+    frames = [
+        {"t": 0.0, "terminal": "T0100001", "dir": "in", "ref": "A", "cls": None, "text": "HBT"},
+        {"t": 0.0, "terminal": "T0100001", "dir": "out", "ref": "A", "cls": "R", "text": "HBT"},
+    ]
+
+    class Garbled(ScriptedWire):
+        def send(self, ref, text, opr=""):
+            self.sent.append(text)
+            self.on_bad(b"00000" + ref.encode().ljust(10) + b"R" + b"0" * 16 + b"HBT", "OSN b'00000' is not 5 digits")
+            self.on_frame(Output(1, ref, "R", "2026112200000000", "HBT"))
+
+    target = ScriptedTarget(lambda text: ("R", text))
+
+    def connect(r, t, on_frame, on_lost=None, timeout=10.0, on_bad=None):
+        wire = target.wires[t] = Garbled(t, on_frame, target.answer)
+        wire.on_bad = on_bad
+        return defer.succeed(wire)
+
+    target.connect = connect
+    report = in_reactor(replay.run_in_reactor, reactor, frames, target, speed=None, settle=0.05)
+    assert [(m["kind"], m["reason"]) for m in report["mismatches"]] == [("bad frame", "OSN b'00000' is not 5 digits")]
+    assert report["matched"] == 1
+
+
+def test_wire_reads_frames_through_the_headers_module():
+    got, bad = [], []
+    wire = Wire("stx", got.append, on_bad=lambda payload, reason: bad.append(reason))
+    good = b"00007REF-1     R2026010112000000HBT"
+    wire.dataReceived(framing.StxFramer.encode(good) + framing.StxFramer.encode(b"00001SHORT"))
+    assert got == [Output(7, "REF-1", "R", "2026010112000000", "HBT")]
+    assert bad == ["output payload of 10 bytes is shorter than the 32-byte header"]
+
+
+def test_percentiles_are_inclusive_quantiles():
+    """One function for bench and replay: statistics.quantiles(method="inclusive")."""
+    assert percentiles([]) == {"p50": None, "p95": None, "p99": None}
+    assert percentiles([4.0]) == {"p50": 4.0, "p95": 4.0, "p99": 4.0}
+    assert percentiles(range(1, 102)) == {"p50": 51.0, "p95": 96.0, "p99": 100.0}
+    assert percentiles([3.0, 1.0, 2.0, 4.0]) == {"p50": 2.5, "p95": 3.85, "p99": 3.97}
+    # The slowest sample bounds every percentile (no extrapolation past it).
+    assert max(v for v in percentiles([1.0, 1000.0]).values()) < 1000.0
+
+
 # -- against a real switch -----------------------------------------------------------------------
 
 
-def _target(running) -> replay.Target:
-    return replay.Target.from_home(running.home, "127.0.0.1", running.port)
+def _target(running) -> Target:
+    return Target.from_home(running.home, "127.0.0.1", running.port)
 
 
 def test_good_capture_replays_clean(running):

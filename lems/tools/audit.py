@@ -13,9 +13,9 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
-from lems.store import journal
+from lems.tools.args import EXIT_OK, EXIT_USAGE, LazyChoices, add_home, home_of
 
-EXIT_OK, EXIT_BAD, EXIT_USAGE = 0, 1, 2
+EXIT_BAD = 1
 TEXT_WIDTH = 80
 
 
@@ -30,59 +30,101 @@ def connect_ro(store_path: Path) -> sqlite3.Connection:
     return conn
 
 
+def _journal():
+    """The journal module, imported when an audit command runs (it brings structlog and Twisted with it)."""
+    from lems.store import journal
+
+    return journal
+
+
 def _when(text: str) -> object:
     try:
-        return journal.parse_when(text)
+        return _journal().parse_when(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="lems audit", description="Search, verify and export the audit journal.")
-    sub = parser.add_subparsers(dest="command", required=True)
+HELP = "the audit journal: search, verify, export, dissemination"
+DESCRIPTION = "Search, verify and export the audit journal."
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """``lems audit [--home DIR] ACTION [--home DIR] ...``: the home before or after the action.
+
+    PROTOCOL.md appendix B writes ``lems audit verify --home DIR``; the action's
+    own ``--home`` leaves the one before it alone unless it is given.
+    """
+    p = subparsers.add_parser("audit", help=HELP, description=DESCRIPTION)
+    add_home(p)
+    add_actions(p, home_after=True)
+    p.set_defaults(func=run)
+
+
+def add_actions(parser: argparse.ArgumentParser, home_after: bool = False) -> None:
+    sub = parser.add_subparsers(dest="action", required=True)
+
+    def action(name: str, help: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help)
+        if home_after:
+            add_home(p, default=argparse.SUPPRESS)
+        return p
 
     def window(p: argparse.ArgumentParser) -> None:
         p.add_argument("--since", type=_when, help="from this UTC date or time (CCYYMMDD or ISO 8601), inclusive")
         p.add_argument("--until", type=_when, help="up to this UTC date or time (CCYYMMDD or ISO 8601), inclusive")
 
-    sub.add_parser("verify", help="check the hash chains; exit 1 naming the first bad record")
+    action("verify", "check the hash chains; exit 1 naming the first bad record")
 
-    search = sub.add_parser("search", help="journal records, newest LIMIT shown oldest first")
+    search = action("search", "journal records, newest LIMIT shown oldest first")
     window(search)
     search.add_argument("--ori")
     search.add_argument("--terminal")
     search.add_argument("--operator")
     search.add_argument("--mke", help="message key, e.g. QW")
-    search.add_argument("--kind", choices=sorted(journal.KINDS))
+    # A metavar of its own: argparse would list the choices (import the journal) while building the tree.
+    search.add_argument("--kind", choices=LazyChoices(lambda: sorted(_journal().KINDS)), metavar="KIND",
+                        help="record kind: %(choices)s")
     search.add_argument("--text", help="substring of the message text (case-insensitive)")
     search.add_argument("--limit", type=int, default=100)
     search.add_argument("--full", action="store_true", help="do not shorten message text")
 
-    export = sub.add_parser("export", help="in/out frames as a replay capture (JSON Lines)")
+    export = action("export", "in/out frames as a replay capture (JSON Lines)")
     window(export)
     export.add_argument("--out", help="file to write (default: standard output)")
 
-    dissem = sub.add_parser("dissemination", help="the criminal history dissemination log")
+    dissem = action("dissemination", "the criminal history dissemination log")
     window(dissem)
     dissem.add_argument("--ori")
     dissem.add_argument("--operator")
     dissem.add_argument("--subject")
     dissem.add_argument("--limit", type=int, default=100)
-    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    from lems.base.conf import Settings
+
+    return execute(args, Settings.load(home_of(args)).store_path)
 
 
 def main(argv: Sequence[str], store_path: Path) -> int:
+    """The actions on one store, without the ``lems`` tree (the tests' way in)."""
+    parser = argparse.ArgumentParser(prog="lems audit", description=DESCRIPTION)
+    add_actions(parser)
     try:
-        args = _parser().parse_args(list(argv))
+        args = parser.parse_args(list(argv))
     except SystemExit as exc:  # argparse has already printed the usage error
         return EXIT_USAGE if exc.code else EXIT_OK
+    return execute(args, store_path)
+
+
+def execute(args: argparse.Namespace, store_path: Path) -> int:
     try:
         conn = connect_ro(store_path)
     except (FileNotFoundError, sqlite3.Error) as exc:
         print(f"lems audit: {exc}", file=sys.stderr)
         return EXIT_USAGE
     try:
-        return COMMANDS[args.command](conn, args)
+        return COMMANDS[args.action](conn, args)
     except sqlite3.Error as exc:
         print(f"lems audit: cannot read the journal in {store_path}: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -91,7 +133,7 @@ def main(argv: Sequence[str], store_path: Path) -> int:
 
 
 def cmd_verify(conn: sqlite3.Connection, args: argparse.Namespace) -> int:
-    result = journal.verify(conn)
+    result = _journal().verify(conn)
     if result.ok:
         print(f"OK {result.checked} records")
         print(f"dissemination log: OK {result.disseminations} records")
@@ -112,7 +154,7 @@ def _short(text: Optional[str], full: bool) -> str:
 
 
 def cmd_search(conn: sqlite3.Connection, args: argparse.Namespace) -> int:
-    records = journal.search(conn, since=args.since, until=args.until, ori=args.ori, terminal=args.terminal,
+    records = _journal().search(conn, since=args.since, until=args.until, ori=args.ori, terminal=args.terminal,
                              operator=args.operator, mke=args.mke, text=args.text, kind=args.kind, limit=args.limit)
     print(f"{'SEQ':>8} {'TIME (UTC)':<22} {'KIND':<8} {'TERMINAL':<8} {'ORI':<9} {'OPERATOR':<8} C "
           f"{'KEY/EVENT':<16} {'OUTCOME':<7} {'REF':<10} TEXT")
@@ -132,15 +174,15 @@ def cmd_search(conn: sqlite3.Connection, args: argparse.Namespace) -> int:
 def cmd_export(conn: sqlite3.Connection, args: argparse.Namespace) -> int:
     if args.out:
         with open(args.out, "w", encoding="ascii", newline="\n") as out_file:
-            count = journal.export(conn, out_file, since=args.since, until=args.until)
+            count = _journal().export(conn, out_file, since=args.since, until=args.until)
     else:
-        count = journal.export(conn, sys.stdout, since=args.since, until=args.until)
+        count = _journal().export(conn, sys.stdout, since=args.since, until=args.until)
     print(f"{count} frames exported", file=sys.stderr)
     return EXIT_OK
 
 
 def cmd_dissemination(conn: sqlite3.Connection, args: argparse.Namespace) -> int:
-    records = journal.search_disseminations(conn, since=args.since, until=args.until, ori=args.ori,
+    records = _journal().search_disseminations(conn, since=args.since, until=args.until, ori=args.ori,
                                             operator=args.operator, subject=args.subject, limit=args.limit)
     print(f"{'SEQ':>8} {'TIME (UTC)':<22} {'OPERATOR':<8} {'ORI':<9} {'TERMINAL':<8} {'KEY':<4} PUR "
           f"{'JOURNAL':>8} {'ATTENTION':<30} SUBJECT")

@@ -7,6 +7,7 @@ what a vendor's terminal does, and simple enough to read as an example.
 
 from __future__ import annotations
 
+import argparse
 import itertools
 import socket
 import ssl
@@ -15,7 +16,7 @@ from pathlib import Path
 from typing import Optional
 
 from lems.wire import framing
-from lems.wire.headers import INPUT_HEADER_LEN, OUTPUT_HEADER_LEN, Input, Output
+from lems.wire.headers import Output, input_bytes
 
 
 class LinkClosed(Exception):
@@ -84,7 +85,7 @@ class TerminalClient:
     def send(self, text: str, ref: Optional[str] = None, opr: str = "") -> str:
         """Send one message; returns the REF used."""
         ref = ref if ref is not None else f"R{next(self._refs):09d}"
-        self.send_raw(self.encode(Input(ref, opr, text).to_wire()))
+        self.send_raw(self.encode(input_bytes(ref, opr, text)))
         return ref
 
     def _fill(self, deadline: float) -> None:
@@ -102,14 +103,14 @@ class TerminalClient:
         if not data:
             raise LinkClosed("the switch closed the connection")
         for event in self.framer.feed(data):
-            if isinstance(event, framing.Frame) and len(event.payload) >= OUTPUT_HEADER_LEN:
+            if isinstance(event, framing.Frame):
                 out = Output.from_wire(event.payload)
                 self.frames.append(out)
                 if self.ack and out.cls in ("U", "S") and self.ori:
                     self.send(f"ACK.{self.ori}.OSN/{out.osn:05d}", ref="ACK")
 
     def receive(self, timeout: Optional[float] = None) -> Output:
-        """The next frame of any class."""
+        """The next frame of any class; a frame that is not an output frame raises ``HeaderError``."""
         deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
         while not self.frames:
             self._fill(deadline)
@@ -159,4 +160,33 @@ def for_terminal(home: Path, terminal: str, port: Optional[int] = None, host: Op
                           chosen.framing, timeout=timeout, ack=bool(term and term.ack))
 
 
-__all__ = ["TerminalClient", "LinkClosed", "ReplyTimeout", "for_terminal", "INPUT_HEADER_LEN"]
+# -- for the commands (lems send, lems term) ---------------------------------------------------
+
+
+def add_link_arguments(parser: argparse.ArgumentParser) -> None:
+    """--home and where the switch is: the options of every command that connects as a terminal."""
+    from lems.tools.args import add_home
+
+    add_home(parser)
+    parser.add_argument("--port", type=int, help="switch port (default: the home's first listener)")
+    parser.add_argument("--host", help="switch address (default: the listener's)")
+    parser.add_argument("--listener", help="which listener of the home to use (by name)")
+    parser.add_argument("--timeout", type=float, default=15.0, help="seconds to wait for a reply")
+
+
+def from_args(args: argparse.Namespace) -> TerminalClient:
+    """A client for ``args.terminal`` as the link options say."""
+    return for_terminal(Path(args.home).resolve(), args.terminal, port=args.port, host=args.host,
+                        listener=args.listener, timeout=args.timeout)
+
+
+def registered(args: argparse.Namespace):
+    """The registry's entry for ``args.terminal``; exits with status 2 when there is none."""
+    from lems.base.registry import Registry
+    from lems.tools.args import fail
+
+    home = Path(args.home).resolve()
+    term = Registry.load(home / "terminals").terminals.get(args.terminal.upper())
+    if term is None:
+        raise SystemExit(fail(f"no terminal {args.terminal} in {home / 'terminals'}"))
+    return term

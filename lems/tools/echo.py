@@ -23,7 +23,7 @@ from twisted.internet import protocol
 
 from lems.wire import framing
 from lems.base.clock import stamp
-from lems.wire.headers import INPUT_HEADER_LEN
+from lems.wire.headers import INPUT_HEADER_LEN, Input, output_bytes
 
 
 class Echo(protocol.Protocol):
@@ -36,11 +36,11 @@ class Echo(protocol.Protocol):
         out = []
         for event in self.framer.feed(data):
             if isinstance(event, framing.Frame) and len(event.payload) >= INPUT_HEADER_LEN:
-                payload = event.payload
+                # The switch reads the header, stamps and builds every frame the same way: the same cost on both sides.
+                inp = Input.from_wire(event.payload)
                 self.osn = self.osn % 99999 + 1
-                # The switch stamps every frame too: the same cost on both sides.
-                ts = stamp(dt.datetime.now(dt.timezone.utc)).encode("ascii")
-                out.append(self.encode(b"%05d%sR%s%s" % (self.osn, payload[:10], ts, payload[INPUT_HEADER_LEN:])))
+                ts = stamp(dt.datetime.now(dt.timezone.utc))
+                out.append(self.encode(output_bytes(self.osn, inp.ref, "R", ts, inp.text)))
         if out:
             self.transport.write(b"".join(out))
 

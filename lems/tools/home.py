@@ -6,19 +6,22 @@ plus var/ (the running switch's state: store, PKI, logs; never in git).
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
 import shutil
 import sys
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import attrs
 
-from lems.net import console
-from lems.net import pki as pki_mod
 from lems.base.clock import SystemClock
 from lems.base.conf import Settings
 from lems.base.registry import Registry, Terminal
+from lems.tools.args import EXIT_OK, fail
+
+if TYPE_CHECKING:
+    from lems.net import pki as pki_mod
 
 HOME_PARTS = ("formats", "terminals", "routes", "conf")
 DEMO_PASSWORD = "LemsDemo#2026"
@@ -36,6 +39,33 @@ def demo_source() -> Path:
     raise FileNotFoundError("the demo home is missing from this installation of lems")
 
 
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("init", help="write a fresh home with the demo data and a new PKI")
+    p.add_argument("dir")
+    p.add_argument("--exist-ok", action="store_true", help="keep DIR as it is when it already is a home")
+    p.set_defaults(func=run_init)
+
+
+def run_init(args: argparse.Namespace) -> int:
+    dest = Path(args.dir)
+    if args.exist_ok and is_home(dest):
+        print(f"{dest} is already a LEMS home; keeping it")
+        return EXIT_OK
+    try:
+        registry = init(dest)
+    except FileExistsError as exc:
+        return fail(str(exc))
+    print(f"LEMS home written to {dest.resolve()}")
+    print(f"  CA certificate:        {dest / 'var/pki/ca.crt'}")
+    print(f"  terminal certificates: {dest / 'var/pki/terminals'}/<TERMINAL>.crt and .key")
+    print("  terminals: " + ", ".join(f"{t.id} ({t.ori} {t.type})" for t in registry.terminals.values()))
+    print("  operators: " + ", ".join(f"{o.id} ({o.ori} {o.level})" for o in registry.operators.values()))
+    print(f"  every demo operator's password is {DEMO_PASSWORD}")
+    print("  OP010003 also needs a TOTP code from secret JBSWY3DPEHPK3PXP (SHA-1, 6 digits, 30 s)")
+    print(f"run it with: lems serve --home {dest}")
+    return EXIT_OK
+
+
 def is_home(path: Path) -> bool:
     return (Path(path) / "conf" / "lems.toml").exists()
 
@@ -46,6 +76,9 @@ def init(dest: Path, clock: Any = None, source: Optional[Path] = None, refresh_d
     Agreement and certification dates are moved relative to today so that a
     fresh demo home is always in force (the repository's copy ages; a new home does not).
     """
+    from lems.net import console  # conch and the PKI: only for a new home, not for every `lems` command
+    from lems.net import pki as pki_mod
+
     clock = clock or SystemClock()
     dest = Path(dest)
     if dest.exists() and any(dest.iterdir()):

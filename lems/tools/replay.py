@@ -28,7 +28,8 @@ lines of ``SIGN-ON ACCEPTED`` (they depend on today's date) are not compared.
 
 Everything else is: each mismatch says why (missing reply, unexpected reply,
 different class, different code, different line with both lines, different
-NIC).  Exit status 1 on any mismatch or failed connection, 0 otherwise.
+NIC, a bad frame that is not an output header).  Exit status 1 on any mismatch
+or failed connection, 0 otherwise.
 """
 
 from __future__ import annotations
@@ -40,126 +41,26 @@ import re
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 import attrs
-from twisted.internet import defer, interfaces, protocol, task
-from zope.interface import implementer
 
+from lems.tools.args import EXIT_OK, fail, standalone
+from lems.tools.latency import latency_line, percentiles
 from lems.wire import capture as capture_mod
 from lems.wire import framing
-from lems.wire.headers import OUTPUT_HEADER_LEN, Output
+from lems.wire.headers import Output
 
-EXIT_OK, EXIT_MISMATCH, EXIT_USAGE = 0, 1, 2
+if TYPE_CHECKING:
+    from twisted.internet import defer
 
-# -- the wire (shared with lems.tools.bench) -----------------------------------------------------
+    from lems.tools.target import Target, Wire
 
+# Twisted (and lems.tools.target, which needs it) is imported where it is used:
+# `lems` builds this command's parser on every run, and `lems send` should not
+# pay for the reactor.
 
-def input_bytes(ref: str, opr: str, text: str) -> bytes:
-    """An input payload without construct (the load generator sends many)."""
-    return b"%-10s%-8s%s" % (ref.encode("ascii"), opr.encode("ascii"), text.encode("ascii"))
-
-
-def parse_output(payload: bytes) -> Output:
-    osn = payload[:5]
-    return Output(int(osn) if osn.isdigit() else 0, payload[5:15].decode("ascii").rstrip(" "),
-                  chr(payload[15]), payload[16:32].decode("ascii"),
-                  payload[OUTPUT_HEADER_LEN:].decode("ascii", "replace"))
-
-
-@implementer(interfaces.IHandshakeListener)
-class Wire(protocol.Protocol):
-    """A terminal's connection: frames out, parsed output frames to ``on_frame``.
-
-    ``ready`` fires with the protocol once the TLS handshake is done, or fails
-    with the reason the connection could not be made.
-    """
-
-    def __init__(self, framing_name: str, on_frame: Callable[[Output], None],
-                 on_lost: Optional[Callable[[Any], None]] = None) -> None:
-        self.framer = framing.FRAMERS[framing_name](max_payload=1 << 20, max_garbage=1 << 30)
-        self.encode = framing.FRAMERS[framing_name].encode
-        self.on_frame = on_frame
-        self.on_lost = on_lost
-        self.ready: defer.Deferred = defer.Deferred()
-        self.open = False
-
-    def handshakeCompleted(self) -> None:
-        self.open = True
-        if not self.ready.called:
-            self.ready.callback(self)
-
-    def dataReceived(self, data: bytes) -> None:
-        for event in self.framer.feed(data):
-            if isinstance(event, framing.Frame) and len(event.payload) >= OUTPUT_HEADER_LEN:
-                self.on_frame(parse_output(event.payload))
-
-    def connectionLost(self, reason: Any = protocol.connectionDone) -> None:
-        self.open = False
-        if not self.ready.called:
-            self.ready.errback(reason)
-        elif self.on_lost is not None:
-            self.on_lost(reason)
-
-    def send(self, ref: str, text: str, opr: str = "") -> None:
-        self.transport.write(self.encode(input_bytes(ref, opr, text)))
-
-    def close(self) -> None:
-        if self.transport is not None:
-            self.transport.loseConnection()
-
-
-class _WireFactory(protocol.ClientFactory):
-    def __init__(self, wire: Wire) -> None:
-        self.wire = wire
-
-    def buildProtocol(self, addr: Any) -> Wire:
-        return self.wire
-
-    def clientConnectionFailed(self, connector: Any, reason: Any) -> None:
-        if not self.wire.ready.called:
-            self.wire.ready.errback(reason)
-
-
-@attrs.frozen
-class Target:
-    """Where the switch is and which files make a terminal's TLS identity."""
-
-    host: str
-    port: int
-    ca: Path
-    cert_dir: Path
-    framing: str = "stx"
-
-    def context(self, terminal: str) -> Any:
-        from lems.net.pki import client_context_from_paths
-
-        cert = self.cert_dir / f"{terminal}.crt"
-        if not cert.exists():
-            raise FileNotFoundError(f"{cert}: no certificate for terminal {terminal}")
-        return client_context_from_paths(self.ca, cert, self.cert_dir / f"{terminal}.key")
-
-    def connect(self, reactor: Any, terminal: str, on_frame: Callable[[Output], None],
-                on_lost: Optional[Callable[[Any], None]] = None, timeout: float = 10.0) -> defer.Deferred:
-        """A Deferred that fires with a handshaken ``Wire`` for ``terminal``."""
-        wire = Wire(self.framing, on_frame, on_lost)
-        reactor.connectSSL(self.host, self.port, _WireFactory(wire), self.context(terminal), timeout=timeout)
-        return wire.ready
-
-    @classmethod
-    def from_home(cls, home: Path, host: Optional[str] = None, port: Optional[int] = None,
-                  framing_name: Optional[str] = None) -> "Target":
-        """The home's first listener (or its first with ``framing_name``) and its PKI."""
-        from lems.base.conf import Settings
-
-        settings = Settings.load(Path(home))
-        listeners = [lst for lst in settings.listeners if framing_name in (None, lst.framing)]
-        if not listeners:
-            raise ValueError(f"{home}: no listener with {framing_name} framing")
-        chosen = listeners[0]
-        return cls(host or chosen.host, port or chosen.port, settings.pki_dir / "ca.crt",
-                   settings.pki_dir / "terminals", chosen.framing)
-
+EXIT_MISMATCH = 1
 
 # -- comparing one reply ----------------------------------------------------------------------
 
@@ -276,6 +177,8 @@ class Step:
     timer: Any = None
 
     def wait(self) -> defer.Deferred:
+        from twisted.internet import defer
+
         if self.finished:
             return defer.succeed(None)
         d: defer.Deferred = defer.Deferred()
@@ -290,13 +193,6 @@ class Step:
             waiters, self.waiters = self.waiters, []
             for d in waiters:
                 d.callback(None)
-
-
-def _percentile(sorted_values: list[float], q: float) -> Optional[float]:
-    if not sorted_values:
-        return None
-    index = min(len(sorted_values) - 1, max(0, int(round(q / 100 * len(sorted_values) + 0.5)) - 1))
-    return sorted_values[index]
 
 
 class Replay:
@@ -360,6 +256,10 @@ class Replay:
                                step.expected["text"], out.text)
         step.finish()
 
+    def _bad_frame(self, terminal: str, payload: bytes, reason: str) -> None:
+        """A frame that is not an output header answers nothing; it is a mismatch of its own."""
+        self._mismatch("bad frame", reason, terminal, live=payload.decode("ascii", "replace"))
+
     def _expire(self, step: Step) -> None:
         if not step.finished:
             self._mismatch("missing reply", f"no reply within {self.timeout:g} s; recorded {step.expected['cls']} "
@@ -374,9 +274,12 @@ class Replay:
     # -- running ----------------------------------------------------------------------------
 
     async def run(self, reactor: Any) -> dict[str, Any]:
+        from twisted.internet import defer, task
+
         now = reactor.seconds
         connected = await defer.DeferredList(
-            [self.target.connect(reactor, t, (lambda out, t=t: self._frame(t, out, now)), timeout=self.timeout)
+            [self.target.connect(reactor, t, (lambda out, t=t: self._frame(t, out, now)), timeout=self.timeout,
+                                 on_bad=(lambda payload, reason, t=t: self._bad_frame(t, payload, reason)))
              for t in self.terminals], consumeErrors=True)
         for terminal, (ok, result) in zip(self.terminals, connected):
             if ok:
@@ -406,6 +309,8 @@ class Replay:
         return self.report()
 
     async def _send_all(self, reactor: Any, now: Callable[[], float]) -> None:
+        from twisted.internet import task
+
         by_reply = sorted((s for s in self.steps if s.reply_pos is not None), key=lambda s: s.reply_pos)
         done = 0
         for step in self.steps:
@@ -436,6 +341,8 @@ class Replay:
 
     async def _settle(self, reactor: Any) -> None:
         """Give unsolicited traffic (and replies nobody recorded) a moment to arrive."""
+        from twisted.internet import task
+
         deadline = reactor.seconds() + self.settle
         while reactor.seconds() < deadline:
             if all(len(self.live_unsolicited[t]) >= len(self.recorded_unsolicited[t]) for t in self.terminals):
@@ -472,8 +379,8 @@ class Replay:
         self.progress.flush()
 
     def report(self) -> dict[str, Any]:
-        latencies = sorted((s.replied_at - s.sent_at) * 1000 for s in self.steps
-                           if s.replied_at is not None and s.sent_at is not None)
+        latencies = [(s.replied_at - s.sent_at) * 1000 for s in self.steps
+                     if s.replied_at is not None and s.sent_at is not None]
         elapsed = max(self.ended - self.started, 1e-9)
         replies = len(latencies)
         return {
@@ -486,35 +393,32 @@ class Replay:
             "mismatched": len(self.mismatches),
             "elapsed_s": round(elapsed, 3),
             "throughput_per_s": round(replies / elapsed, 1) if replies else 0.0,
-            "latency_ms": {f"p{q}": (round(v, 2) if v is not None else None)
-                           for q in (50, 95, 99) for v in [_percentile(latencies, q)]},
+            "latency_ms": {p: (round(v, 2) if v is not None else None) for p, v in percentiles(latencies).items()},
             "mismatches": self.mismatches,
         }
 
 
 def summary(report: dict[str, Any]) -> str:
-    lat = report["latency_ms"]
-
-    def ms(v: Optional[float]) -> str:
-        return "-" if v is None else f"{v:.1f}"
-
     lines = [f"{m['terminal']} {m['ref'] or '-'}: {m['kind']}: {m['reason']}" for m in report["mismatches"]]
     lines.append(f"replay: {report['terminals']} terminals, {report['frames']} frames sent, "
                  f"{report['compared']} replies compared, {report['matched']} matched, "
                  f"{report['mismatched']} mismatched; {report['throughput_per_s']:.1f} replies/s; "
-                 f"latency ms p50 {ms(lat['p50'])} p95 {ms(lat['p95'])} p99 {ms(lat['p99'])}")
+                 f"{latency_line(report['latency_ms'], 1)}")
     lines.append("replay: OK" if not report["mismatched"] else "replay: MISMATCH")
     return "\n".join(lines)
 
 
 def run_in_reactor(reactor: Any, frames: list[dict[str, Any]], target: Target, **options: Any) -> defer.Deferred:
     """Start a replay on a running reactor; the Deferred fires with the report."""
+    from twisted.internet import defer
+
     return defer.ensureDeferred(Replay(frames, target, **options).run(reactor))
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="lems replay", description=__doc__.splitlines()[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("replay", help="replay a capture against a switch and compare the replies (PROTOCOL.md 7)",
+                              description=__doc__.splitlines()[0],
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("file", help="capture (JSON Lines, PROTOCOL.md 7)")
     p.add_argument("--home", help="LEMS home: its first listener and its PKI (default: current directory)")
     p.add_argument("--host", help="switch address (default: the home's listener)")
@@ -530,10 +434,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--settle", type=float, default=1.0,
                    help="seconds to wait for unsolicited frames after the last reply (default 1)")
     p.add_argument("--quiet", action="store_true", help="no progress line")
-    return p
+    p.set_defaults(func=run)
 
 
 def target_from_args(args: argparse.Namespace) -> Target:
+    from lems.tools.target import Target
+
     if args.ca or args.cert_dir:
         if not (args.ca and args.cert_dir and args.port):
             raise ValueError("--ca, --cert-dir and --port go together (or give --home)")
@@ -541,20 +447,14 @@ def target_from_args(args: argparse.Namespace) -> Target:
     return Target.from_home(Path(args.home or "."), args.host, args.port, args.framing)
 
 
-def main(argv: Sequence[str]) -> int:
-    argv = list(argv)
-    if argv[:1] == ["--"]:  # `lems replay -- ...` hands the separator on
-        argv = argv[1:]
-    args = build_parser().parse_args(argv)
+def run(args: argparse.Namespace) -> int:
     if args.speed is not None and args.speed <= 0:
-        print("lems replay: --speed must be positive", file=sys.stderr)
-        return EXIT_USAGE
+        return fail("--speed must be positive", prog="lems replay")
     try:
         frames = list(capture_mod.read(args.file))
         target = target_from_args(args)
     except (OSError, ValueError) as exc:
-        print(f"lems replay: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return fail(str(exc), prog="lems replay")
     from twisted.internet import reactor
 
     outcome: dict[str, Any] = {}
@@ -569,8 +469,7 @@ def main(argv: Sequence[str]) -> int:
     started = time.monotonic()
     reactor.run()
     if "error" in outcome:
-        print(f"lems replay: {outcome['error'].getErrorMessage()}", file=sys.stderr)
-        return EXIT_USAGE
+        return fail(outcome["error"].getErrorMessage(), prog="lems replay")
     report = outcome["report"]
     report["capture"] = str(args.file)
     report["wall_s"] = round(time.monotonic() - started, 3)
@@ -580,5 +479,5 @@ def main(argv: Sequence[str]) -> int:
     return EXIT_MISMATCH if report["mismatched"] else EXIT_OK
 
 
-if __name__ == "__main__":  # pragma: no cover
-    raise SystemExit(main(sys.argv[1:]))
+if __name__ == "__main__":  # pragma: no cover  (python -m lems.tools.replay is lems replay)
+    raise SystemExit(standalone(register, "replay", sys.argv[1:]))

@@ -14,8 +14,9 @@ import sys
 import threading
 from typing import Any
 
+from lems.tools import client as client_mod
 from lems.tools.client import LinkClosed, ReplyTimeout, TerminalClient
-from lems.wire.headers import Output
+from lems.wire.headers import HeaderError, Output
 
 HELP = """local commands:
   /help          this text
@@ -27,6 +28,20 @@ anything else is sent to the switch as a message text, e.g.
   SOF.OR9990100"""
 
 CLASS_NAMES = {"R": "REPLY", "U": "UNSOLICITED", "S": "STATUS", "E": "ERROR"}
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("term", help="interactive terminal for a person")
+    p.add_argument("terminal")
+    client_mod.add_link_arguments(p)
+    p.add_argument("--operator", help="sign this operator on at start")
+    p.add_argument("--password", help="(prompted for when --operator is given without it)")
+    p.add_argument("--otp", help="TOTP code for two-factor operators")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    return run_terminal(args, client_mod.from_args(args), client_mod.registered(args))
 
 
 def show(out: Output, stream: Any = sys.stdout) -> None:
@@ -69,6 +84,10 @@ def run_terminal(args: argparse.Namespace, client: TerminalClient, registered: A
                 out = client.receive(timeout=0.2)
             except ReplyTimeout:
                 continue
+            except HeaderError as exc:  # the switch sent something that is not an output frame
+                print(f"\n*** not an output frame, disconnecting: {exc}", flush=True)
+                closed.set()
+                return
             except (LinkClosed, OSError):
                 if not closed.is_set():
                     print("\n*** the switch closed the connection", flush=True)

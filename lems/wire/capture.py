@@ -20,10 +20,9 @@ from pathlib import Path
 from typing import IO, Any, Callable, Iterable, Iterator, Optional
 
 from lems.wire import framing
-from lems.wire.headers import INPUT_HEADER_LEN, OUTPUT_HEADER_LEN
+from lems.wire.headers import CLASSES, INPUT_HEADER_LEN, Input, Output
 
 DIRECTIONS = ("in", "out")
-CLASSES = ("R", "U", "S", "E")
 
 
 class CaptureError(ValueError):
@@ -59,15 +58,15 @@ class Capture:
             if isinstance(event, framing.Frame):
                 payload = event.payload
                 if len(payload) >= INPUT_HEADER_LEN:
-                    ref, text = payload[:10].decode("ascii").rstrip(" "), payload[INPUT_HEADER_LEN:]
+                    inp = Input.from_wire(payload)
+                    self._add(terminal, "in", inp.ref, None, inp.text)
                 else:  # too short for a header: the switch answers .10. with a blank REF
-                    ref, text = "", payload
-                self._add(terminal, "in", ref, None, text.decode("ascii"))
+                    self._add(terminal, "in", "", None, payload.decode("ascii"))
 
     def outbound(self, terminal: str, payload: bytes) -> None:
         """One output payload (32-byte header + text) as the outbox writes it."""
-        self._add(terminal, "out", payload[5:15].decode("ascii").rstrip(" "), chr(payload[15]),
-                  payload[OUTPUT_HEADER_LEN:].decode("ascii"))
+        out = Output.from_wire(payload)
+        self._add(terminal, "out", out.ref, out.cls, out.text)
 
     def flush(self) -> None:
         if self.lines:

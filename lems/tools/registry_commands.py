@@ -1,0 +1,107 @@
+"""``lems ca issue``, ``lems terminal add``, ``lems operator add``: the registry and the PKI from the command line.
+
+Each writes terminals/ (and var/pki/) of a home; a running switch sees the
+change at once (PROTOCOL.md 8).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from lems.base.registry import LEVELS, TERMINAL_TYPES
+from lems.tools.args import EXIT_OK, add_home, fail, home_of
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    _one_action(subparsers, "ca", "the switch's certificate authority",
+                "issue", "issue and register a new certificate for a terminal", ca_issue, "terminal")
+
+    q = _one_action(subparsers, "terminal", "terminal registry",
+                    "add", "register a terminal and issue its certificate", terminal_add, "terminal")
+    q.add_argument("--ori", required=True)
+    q.add_argument("--type", required=True, choices=TERMINAL_TYPES)
+    q.add_argument("--ack", action="store_true", help="the terminal acknowledges U and S frames")
+
+    q = _one_action(subparsers, "operator", "operator registry",
+                    "add", "register an operator (certified and background-checked today)", operator_add, "operator")
+    q.add_argument("--ori", required=True)
+    q.add_argument("--level", required=True, choices=LEVELS)
+    q.add_argument("--password", required=True)
+    q.add_argument("--totp", help="base32 TOTP secret to enrol the operator in two-factor sign-on")
+
+
+def _one_action(subparsers: argparse._SubParsersAction, group: str, group_help: str, action: str,
+                action_help: str, handler, subject: str) -> argparse.ArgumentParser:
+    """``lems GROUP ACTION SUBJECT [--home DIR]``; the caller adds the action's own options."""
+    p = subparsers.add_parser(group, help=group_help)
+    actions = p.add_subparsers(dest=f"{group}_command", required=True, metavar="ACTION")
+    q = actions.add_parser(action, help=action_help)
+    q.add_argument(subject)
+    add_home(q)
+    q.set_defaults(func=handler)
+    return q
+
+
+def _registry_and_pki(args: argparse.Namespace):
+    from lems.base.conf import Settings
+    from lems.base.registry import Registry
+    from lems.net import pki
+
+    settings = Settings.load(home_of(args))
+    return Registry.load(settings.home / "terminals"), pki.Pki(settings.pki_dir)
+
+
+def ca_issue(args: argparse.Namespace) -> int:
+    from lems.tools.home import issue_terminal
+
+    registry, ca = _registry_and_pki(args)
+    terminal = registry.terminals.get(args.terminal.upper())
+    if terminal is None:
+        return fail(f"no terminal {args.terminal}; register it with `lems terminal add`")
+    registry = issue_terminal(registry, ca, terminal)
+    new = registry.terminals[terminal.id]
+    print(f"issued {ca.terminal_paths(new.id)[0]} for {new.id}; fingerprint {new.fingerprint} registered")
+    print("the previous certificate no longer identifies the terminal (reload a running switch)")
+    return EXIT_OK
+
+
+def terminal_add(args: argparse.Namespace) -> int:
+    from lems.base.registry import RegistryError, Terminal
+    from lems.tools.home import issue_terminal
+
+    registry, ca = _registry_and_pki(args)
+    tid = args.terminal.upper()
+    if tid in registry.terminals:
+        return fail(f"terminal {tid} is already registered (use `lems ca issue {tid}` for a new certificate)")
+    try:
+        terminal = Terminal.from_dict({"id": tid, "ori": args.ori, "type": args.type, "ack": args.ack},
+                                      "command line")
+        registry = issue_terminal(registry.with_terminal(terminal), ca, terminal)
+    except RegistryError as exc:
+        return fail(str(exc))
+    print(f"registered {tid} ({terminal.ori} {terminal.type}{', ack' if terminal.ack else ''}); "
+          f"certificate {ca.terminal_paths(tid)[0]}")
+    return EXIT_OK
+
+
+def operator_add(args: argparse.Namespace) -> int:
+    import datetime as dt
+
+    from lems.base import credentials
+    from lems.base.registry import Operator, RegistryError
+
+    registry, _ = _registry_and_pki(args)
+    oid = args.operator.upper()
+    if "." in args.password:
+        return fail("a password cannot contain a period (it separates fields)")
+    today = dt.date.today()
+    try:
+        operator = Operator.from_dict({
+            "id": oid, "ori": args.ori, "level": args.level, "password": credentials.hash_password(args.password),
+            "certified": today.isoformat(), "guide_issued": today.isoformat(),
+            "background_check": today.isoformat(), "totp": args.totp or ""}, "command line")
+        registry.with_operator(operator)
+    except RegistryError as exc:
+        return fail(str(exc))
+    print(f"registered operator {oid} ({operator.ori} {operator.level}), certified and background-checked today")
+    return EXIT_OK

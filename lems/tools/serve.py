@@ -1,0 +1,50 @@
+"""``lems serve``: run the switch in the foreground until SIGINT or SIGTERM."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from lems.tools.args import EXIT_OK, add_home, fail, home_of
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("serve", help="run the switch in the foreground")
+    add_home(p)
+    p.add_argument("--port", type=int, help="port of the terminal listener (0: any free port)")
+    p.add_argument("--host", help="listen on this address instead of the configured one")
+    p.add_argument("--console-port", type=int, help="port of the SSH console")
+    p.add_argument("--capture", help="record every frame to FILE (JSON Lines, PROTOCOL.md 7)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from twisted.internet import reactor
+
+    from lems.base import log
+    from lems.net.service import Service
+
+    home = home_of(args)
+    try:
+        service = Service(home, port=args.port, console_port=args.console_port,
+                          capture=Path(args.capture) if args.capture else None, host=args.host)
+    except Exception as exc:  # a bad home is reported, not a traceback
+        return fail(f"cannot start the switch on {home}: {exc}")
+    log.configure(service.settings.log_path, echo=True)
+    try:
+        bound = service.start()
+    except Exception as exc:
+        return fail(f"cannot listen: {exc}")
+    for name, port in bound.items():
+        listener = next(lst for lst in service.settings.listeners if lst.name == name)
+        print(f"LEMS switch listening: {name} on {args.host or listener.host}:{port} ({listener.framing} framing)",
+              flush=True)
+    if service.console is not None:
+        console_host = args.host or service.settings.console_host
+        print(f"administrators' console (SSH): {console_host}:{service.console.port}"
+              f" (lems console --home {home})", flush=True)
+    print(f"home {home}; log {service.settings.log_path}; stop with Ctrl-C", flush=True)
+    reactor.addSystemEventTrigger("before", "shutdown", service.stop)
+    reactor.run()
+    print("LEMS switch stopped", flush=True)
+    return EXIT_OK
