@@ -22,8 +22,6 @@ from twisted.internet import defer, protocol
 from twisted.python import failure
 
 from lems.net.sshkeys import ADMIN_KEY, HOST_ALIAS, HOST_KEY, console_dir
-# lems.tools.home still imports init_keys from here; it lives in lems.net.sshkeys.
-from lems.net.sshkeys import init_keys  # noqa: F401
 
 
 class AuthRefused(Exception):

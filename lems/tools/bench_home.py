@@ -50,11 +50,15 @@ def prepare_home(home: Path, terminals: int, records: int) -> list[str]:
     registry.check()
     registry.save("terminal")
     if records:
-        from lems.files.records import record_to_json, synthetic_records
+        from lems.files.records import record_to_json
+        from lems.files.synthetic import synthetic_records
+        from lems.wire.catalogue import Catalogue
+
+        catalogue = Catalogue.load(home / "formats")
 
         # As many wanted persons as stolen vehicles: QW and QV both search a file of the size asked for.
         for file in ("wanted", "vehicle"):
             with open(home / "routes" / "records" / f"bench-{file}.jsonl", "w", encoding="ascii") as out:
                 out.writelines(json.dumps(record_to_json(record)) + "\n"
-                               for record in synthetic_records(file, records, seed=1))
+                               for record in synthetic_records(file, records, seed=1, catalogue=catalogue))
     return ids

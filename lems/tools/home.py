@@ -76,7 +76,7 @@ def init(dest: Path, clock: Any = None, source: Optional[Path] = None, refresh_d
     Agreement and certification dates are moved relative to today so that a
     fresh demo home is always in force (the repository's copy ages; a new home does not).
     """
-    from lems.net import console  # conch and the PKI: only for a new home, not for every `lems` command
+    from lems.net import sshkeys  # conch and the PKI: only for a new home, not for every `lems` command
     from lems.net import pki as pki_mod
 
     clock = clock or SystemClock()
@@ -98,7 +98,7 @@ def init(dest: Path, clock: Any = None, source: Optional[Path] = None, refresh_d
     for terminal in list(registry.terminals.values()):
         registry = issue_terminal(registry, ca, terminal)
     # The console's host key and a local administrator's key pair, listed in admin_keys.
-    console.init_keys(dest, settings.authorized_keys)
+    sshkeys.init_keys(dest, settings.authorized_keys)
     return registry
 
 
