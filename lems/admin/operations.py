@@ -247,17 +247,10 @@ class Admin:
             router = load_router(home, sw.settings, codec, sw.store, sw.clock, sw.trail)
         except Exception as exc:  # any failure, whatever its kind, must leave the running switch as it was
             raise AdminError(f"RELOAD REFUSED, RUNNING CONFIGURATION KEPT: {type(exc).__name__}: {exc}") from None
-        sw.replace(codec, registry, router)
+        sw.replace(codec, sw.registry, router)
         # A terminal the new registry no longer admits (revoked, new certificate, agency suspended) goes now.
-        stale = []
-        for session in sw.hub.sessions.values():
-            current = registry.terminals.get(session.terminal.id)
-            agency = registry.agency(session.terminal.ori)
-            if (current is None or current.status != "active" or current.fingerprint != session.terminal.fingerprint
-                    or agency is None or agency.status in ("revoked", "suspended")):
-                stale.append(session)
-        closed = self._close(stale, "not admitted after reload",
-                             "TERMINAL NO LONGER ADMITTED AFTER RELOAD - DISCONNECTED")
+        closed = sw.adopt_registry(registry, "not admitted after reload",
+                                   "TERMINAL NO LONGER ADMITTED AFTER RELOAD - DISCONNECTED")
         return Reloaded(len(codec.keys), len(registry.agencies), len(registry.terminals), len(registry.operators),
                         closed)
 

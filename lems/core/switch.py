@@ -21,7 +21,7 @@ from lems.base import credentials
 from lems.base.conf import Settings
 from lems.base.errors import Reject
 from lems.base.events import Action, CheckPassword, Notice, Send, Transaction
-from lems.base.registry import Operator, Registry, Terminal
+from lems.base.registry import Operator, Registry, RegistryError, Terminal
 from lems.core.policy import Policy
 from lems.core.router import Router
 from lems.core.session import PendingSignOn, Session, Step
@@ -94,6 +94,8 @@ class Switch:
         self.retention = Retention(store, settings.retention_days, clock, journal=self.journal)
         self.hub = Hub()
         self.started = clock.monotonic()
+        # Registry changes announced in the store up to here are in the registry just loaded.
+        self.registry_seen = store.registry_change_seq()
 
     @property
     def counters(self) -> dict[str, int]:
@@ -109,6 +111,7 @@ class Switch:
 
     def identify(self, fingerprint: Optional[str]) -> Terminal:
         """The registered terminal a certificate belongs to, or a .21./.25. reject."""
+        self.refresh_registry()
         terminal = self.registry.terminal_for(fingerprint or "")
         if terminal is None:
             raise Reject(".21.", "CERTIFICATE NOT REGISTERED TO ANY TERMINAL")
@@ -120,6 +123,59 @@ class Switch:
             raise Reject(".21.", f"AGENCY {terminal.ori} IS {status}")
         self.policy.agreement_in_force(agency)
         return terminal
+
+    # -- registry changes (PROTOCOL.md 8) -------------------------------------------
+
+    @staticmethod
+    def not_admitted(session: Session, registry: Registry) -> Optional[str]:
+        """Why ``registry`` no longer admits a live session (None when it does)."""
+        current = registry.terminals.get(session.terminal.id)
+        agency = registry.agency(session.terminal.ori)
+        if current is None:
+            return f"TERMINAL {session.terminal.id} IS NO LONGER REGISTERED"
+        if current.fingerprint != session.terminal.fingerprint:
+            return f"TERMINAL {session.terminal.id} HAS A NEW CERTIFICATE; THIS ONE NO LONGER IDENTIFIES IT"
+        if current.status != "active":
+            return f"TERMINAL {session.terminal.id} IS {current.status.upper()}"
+        if agency is None or agency.status in ("revoked", "suspended"):
+            return f"AGENCY {session.terminal.ori} IS {agency.status.upper() if agency else 'UNKNOWN'}"
+        return None
+
+    def adopt_registry(self, registry: Registry, reason: str, notice: str,
+                       keep: Optional[Session] = None) -> tuple[str, ...]:
+        """Take a new registry; the live sessions it no longer admits are closed with ``notice``
+        (all but ``keep``, whose own input the caller answers).  Returns the terminals closed."""
+        self.registry = registry
+        closed = []
+        for terminal_id, session in list(self.hub.sessions.items()):
+            if session is keep or self.not_admitted(session, registry) is None:
+                continue
+            self.hub.write(terminal_id, session.close(reason, ("S", notice)))
+            closed.append(terminal_id)
+        return tuple(sorted(closed))
+
+    def refresh_registry(self, keep: Optional[Session] = None) -> None:
+        """Read terminals/ again when another process announced a change in the store.
+
+        Checked at every handshake and sign-on and on every tick, so a change made
+        with ``lems ca issue`` / ``terminal add`` / ``operator add`` is in force for
+        the next connection or sign-on and closes what it no longer admits within a
+        second.  A registry that does not load keeps the running one (logged).
+        """
+        latest = self.store.registry_change_seq()
+        if latest <= self.registry_seen:
+            return
+        self.registry_seen = latest
+        try:
+            registry = Registry.load(self.registry.directory)
+        except RegistryError as exc:
+            self.log.error("registry change not taken, running registry kept", error=str(exc))
+            self.audit("admin", None, event="REGISTRY CHANGE REFUSED", outcome=".30.", text=str(exc)[:200])
+            return
+        closed = self.adopt_registry(registry, "registry changed",
+                                     "TERMINAL NO LONGER ADMITTED AFTER A REGISTRY CHANGE - DISCONNECTED", keep)
+        self.audit("admin", None, event="REGISTRY CHANGE TAKEN", outcome="OK",
+                   text=f"CHANGE {latest}" + (f"; CLOSED {' '.join(closed)}" if closed else ""))
 
     def new_session(self, terminal: Terminal, remote: str) -> Session:
         return Session(terminal, remote, uuid.uuid4().hex[:12], self.clock, self.settings.session, self.trail,
@@ -173,6 +229,10 @@ class Switch:
             if step is Step.ACKNOWLEDGE:
                 return [session.emit("R", self.acknowledge(session, self.parse(inp.text)), inp.ref)]
             if step is Step.SIGN_ON:
+                self.refresh_registry(keep=session)
+                problem = self.not_admitted(session, self.registry)
+                if problem is not None:
+                    return [*session.refuse(Reject(".21.", problem), inp.ref), *session.hang_up(problem)]
                 return self._sign_on(session, inp)
             if step is Step.SIGN_OFF:
                 return self._sign_off(session, inp)
@@ -399,6 +459,7 @@ class Switch:
             actions = session.tick()
             if actions:
                 self.hub.write(terminal_id, actions)
+        self.refresh_registry()
         self.deliver(self.router.tick(self.registry, self.hub))
         self.retention.tick(self.clock.now())
         self.store.commit()

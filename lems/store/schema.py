@@ -157,6 +157,16 @@ CREATE TABLE retention_run (
 );
 """
 
+# Registry changes other processes made (lems ca issue, terminal add, operator add):
+# the running switch reads terminals/ again when the newest id grows (PROTOCOL.md 8).
+REGISTRY_CHANGE = """
+CREATE TABLE registry_change (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    at TEXT NOT NULL,            -- UTC CCYYMMDDhhmmssff
+    what TEXT NOT NULL           -- what changed, for the journal (TERMINAL T0200001 CERTIFICATE ...)
+);
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     ("0001_core", CORE),
     ("0002_journal", JOURNAL),
@@ -164,6 +174,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     ("0004_hit_confirmation", HIT_CONFIRMATION),
     ("0005_entered_records", ENTERED_RECORDS),
     ("0006_retention_run", RETENTION_RUN),
+    ("0007_registry_change", REGISTRY_CHANGE),
 )
 
 RENAMED = {

@@ -98,6 +98,17 @@ class Store:
         self.commit()
         self.conn.close()
 
+    # -- registry change notices (PROTOCOL.md 8) ------------------------------
+
+    def announce_registry_change(self, what: str, at: str) -> int:
+        """Tell a running switch on this store that terminals/ changed (committed at once)."""
+        return self.transaction(lambda conn: conn.execute(
+            "INSERT INTO registry_change (at, what) VALUES (?, ?)", (at, what)).lastrowid)
+
+    def registry_change_seq(self) -> int:
+        """The newest registry change announced (0 when none ever was)."""
+        return self.conn.execute("SELECT COALESCE(MAX(id), 0) FROM registry_change").fetchone()[0]
+
     # -- per-terminal output sequence (PROTOCOL.md 3: 00001-99999, wrapping) ----
 
     def peek_osn(self, terminal: str) -> int:

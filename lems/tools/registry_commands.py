@@ -1,7 +1,9 @@
 """``lems ca issue``, ``lems terminal add``, ``lems operator add``: the registry and the PKI from the command line.
 
-Each writes terminals/ (and var/pki/) of a home; a running switch sees the
-change at once (PROTOCOL.md 8).
+Each writes terminals/ (and var/pki/) of a home, then announces the change in
+the home's store, so a running switch takes it at its next handshake, sign-on
+or one-second tick (PROTOCOL.md 8): a re-issued certificate's predecessor is
+refused, a new terminal or operator is admitted, without a reload.
 """
 
 from __future__ import annotations
@@ -51,6 +53,19 @@ def _registry_and_pki(args: argparse.Namespace):
     return Registry.load(settings.home / "terminals"), pki.Pki(settings.pki_dir)
 
 
+def _announce(args: argparse.Namespace, what: str) -> None:
+    """Tell a switch running on this home (or the next to start) that terminals/ changed."""
+    from lems.base.clock import SystemClock, stamp
+    from lems.base.conf import Settings
+    from lems.store import Store
+
+    store = Store.open(Settings.load(home_of(args)).store_path)
+    try:
+        store.announce_registry_change(what, stamp(SystemClock().now()))
+    finally:
+        store.close()
+
+
 def ca_issue(args: argparse.Namespace) -> int:
     from lems.tools.home import issue_terminal
 
@@ -60,8 +75,9 @@ def ca_issue(args: argparse.Namespace) -> int:
         return fail(f"no terminal {args.terminal}; register it with `lems terminal add`")
     registry = issue_terminal(registry, ca, terminal)
     new = registry.terminals[terminal.id]
+    _announce(args, f"TERMINAL {new.id} NEW CERTIFICATE {new.fingerprint[:16]}")
     print(f"issued {ca.terminal_paths(new.id)[0]} for {new.id}; fingerprint {new.fingerprint} registered")
-    print("the previous certificate no longer identifies the terminal (reload a running switch)")
+    print("the previous certificate no longer identifies the terminal (a running switch refuses it now)")
     return EXIT_OK
 
 
@@ -79,6 +95,7 @@ def terminal_add(args: argparse.Namespace) -> int:
         registry = issue_terminal(registry.with_terminal(terminal), ca, terminal)
     except RegistryError as exc:
         return fail(str(exc))
+    _announce(args, f"TERMINAL {tid} ADDED")
     print(f"registered {tid} ({terminal.ori} {terminal.type}{', ack' if terminal.ack else ''}); "
           f"certificate {ca.terminal_paths(tid)[0]}")
     return EXIT_OK
@@ -103,5 +120,6 @@ def operator_add(args: argparse.Namespace) -> int:
         registry.with_operator(operator)
     except RegistryError as exc:
         return fail(str(exc))
+    _announce(args, f"OPERATOR {oid} ADDED")
     print(f"registered operator {oid} ({operator.ori} {operator.level}), certified and background-checked today")
     return EXIT_OK
