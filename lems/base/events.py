@@ -10,7 +10,8 @@ input being handled, and what a route step answers.
   locate and hit confirmation notices, the sender's ``.02.``); the core carries
   it out: written at once to a connected terminal, else kept in its queue.
 * ``Outcome``: what a step answers: the reply's class and text and the notices
-  to deliver before the reply leaves.
+  to deliver before the reply leaves (and ``Note``s: journal records in their
+  place among them).
 
 Values only; nothing here does anything.
 """
@@ -18,7 +19,7 @@ Values only; nothing here does anything.
 from __future__ import annotations
 
 import datetime as dt
-from typing import TYPE_CHECKING, Any, Callable, Optional, Protocol, Union
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional, Protocol, Union
 
 import attrs
 
@@ -91,6 +92,15 @@ class Notice:
 
 
 @attrs.frozen
+class Note:
+    """A journal record a step or timer asks for at its place among the notices
+    (a notice that reached nobody is journaled after the frames before it)."""
+
+    kind: str
+    fields: Mapping[str, Any] = attrs.field(factory=dict)
+
+
+@attrs.frozen
 class Transaction:
     """One input being handled, as every route step sees it."""
 
@@ -116,7 +126,7 @@ class Outcome:
 
     cls: str
     text: str = ""
-    notices: tuple[Notice, ...] = ()
+    notices: tuple[Union[Notice, Note], ...] = ()
     render: Optional[Callable[[int], str]] = attrs.field(default=None, eq=False)
 
     def text_for(self, osn: int) -> str:

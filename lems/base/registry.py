@@ -349,11 +349,16 @@ def _merge(doc: tomlkit.TOMLDocument, kind: str, items: dict[str, Any]) -> None:
             continue
         _update(table, items[key].to_dict(), MAKERS[kind](raw, kind).to_dict())
         done.add(key)
-    for key, item in items.items():
-        if key not in done:
+    new = [item for key, item in items.items() if key not in done]
+    if new:
+        # A blank line before each new entry, like the others (the document is rendered
+        # once to see how it ends, not once per entry: a bench adds thousands).
+        blank = tomlkit.dumps(doc).endswith("\n\n")
+        for item in new:
             table = _new_table(item.to_dict())
-            if not tomlkit.dumps(doc).endswith("\n\n"):
-                table.trivia.indent = "\n"  # a blank line before the new entry, like the others
+            if not blank:
+                table.trivia.indent = "\n"
+            blank = False
             tables.append(table)
 
 

@@ -13,14 +13,14 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Sequence
 
 import structlog
 
 from lems.base import credentials
 from lems.base.conf import Settings
 from lems.base.errors import Reject
-from lems.base.events import Action, CheckPassword, Notice, Send, Transaction
+from lems.base.events import Action, CheckPassword, Note, Notice, Send, Transaction
 from lems.base.registry import Operator, Registry, RegistryError, Terminal
 from lems.core.policy import Policy
 from lems.core.router import Router
@@ -168,7 +168,7 @@ class Switch:
         self.registry_seen = latest
         try:
             registry = Registry.load(self.registry.directory)
-        except RegistryError as exc:
+        except (RegistryError, OSError) as exc:  # a broken or unreadable file: keep what runs
             self.log.error("registry change not taken, running registry kept", error=str(exc))
             self.audit("admin", None, event="REGISTRY CHANGE REFUSED", outcome=".30.", text=str(exc)[:200])
             return
@@ -232,6 +232,8 @@ class Switch:
                 self.refresh_registry(keep=session)
                 problem = self.not_admitted(session, self.registry)
                 if problem is not None:
+                    self.audit("security", session, event="SIGN-ON REFUSED, TERMINAL NOT ADMITTED", ref=inp.ref,
+                               mke=mke, outcome=".21.", text=problem)
                     return [*session.refuse(Reject(".21.", problem), inp.ref), *session.hang_up(problem)]
                 return self._sign_on(session, inp)
             if step is Step.SIGN_OFF:
@@ -377,14 +379,17 @@ class Switch:
 
     # -- delivering notices ------------------------------------------------------------
 
-    def deliver(self, notices: tuple[Notice, ...] | list[Notice]) -> None:
+    def deliver(self, notices: Sequence[Notice | Note]) -> None:
         """Carry out a step's notices, in order: written to a connected terminal, else queued.
 
         A frame for a terminal that acknowledges (``keep``) is written and also kept,
-        with its OSN and bytes, until its ``ACK``.
+        with its OSN and bytes, until its ``ACK``.  A ``Note`` is journaled in its place.
         """
         courier = self.router.delivery
         for notice in notices:
+            if isinstance(notice, Note):
+                self.audit(notice.kind, None, **notice.fields)
+                continue
             session = self.hub.live(notice.terminal)
             try:
                 if session is None:
@@ -453,16 +458,26 @@ class Switch:
             self.hub.write(terminal.id, sends)
 
     def tick(self) -> None:
-        """Run every schedule once: session locks and idle disconnects, routed traffic's
-        timers, journal retention."""
+        """Run every schedule once: session locks and idle disconnects, registry changes,
+        routed traffic's timers, journal retention.
+
+        Each job runs on its own: one that fails is logged and the others (and the
+        next tick) still run, so a bad moment never stops every timer.
+        """
+        for name, job in (("sessions", self._tick_sessions), ("registry", self.refresh_registry),
+                          ("traffic", lambda: self.deliver(self.router.tick(self.registry, self.hub))),
+                          ("retention", lambda: self.retention.tick(self.clock.now()))):
+            try:
+                job()
+            except Exception:  # noqa: BLE001 - logged with its traceback; the switch goes on
+                self.log.exception("scheduled job failed", job=name)
+        self.store.commit()
+
+    def _tick_sessions(self) -> None:
         for terminal_id, session in list(self.hub.sessions.items()):
             actions = session.tick()
             if actions:
                 self.hub.write(terminal_id, actions)
-        self.refresh_registry()
-        self.deliver(self.router.tick(self.registry, self.hub))
-        self.retention.tick(self.clock.now())
-        self.store.commit()
 
     def close_sessions(self, reason: str, notice: tuple[str, str]) -> None:
         """Close every live session with a notice (shutdown)."""

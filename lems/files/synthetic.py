@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import functools
 import random
-import sys
-from pathlib import Path
 from typing import Iterator, Optional
 
 from lems.files.records import SYNTHETIC_BASE, TEXT
-from lems.wire.catalogue import Catalogue, FileSpec
+from lems.wire.catalogue import Catalogue, FileSpec, shipped_formats
 from lems.wire.message import Record
 
 
@@ -144,9 +142,8 @@ def default_record_set(file: FileSpec) -> str:
 
 @functools.cache
 def shipped_catalogue() -> Catalogue:
-    """The catalogues lems ships with: formats/ of this checkout, else of the demo home pip installed."""
-    checkout = Path(__file__).resolve().parents[2] / "formats"
-    return Catalogue.load(checkout if checkout.is_dir() else Path(sys.prefix) / "share" / "lems" / "demo" / "formats")
+    """The catalogues lems ships with (``lems.wire.catalogue.shipped_formats``)."""
+    return Catalogue.load(shipped_formats())
 
 
 def synthetic_records(file: str, n: int, seed: int, record_set: Optional[str] = None,

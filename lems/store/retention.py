@@ -59,8 +59,11 @@ class Retention:
                          (day, stamp(now), result.days, result.pruned, result.refused))
             return result
 
-        result = self.store.transaction(work)
-        self._last = day
+        try:
+            result = self.store.transaction(work)
+        finally:
+            # Tried today, whatever happened: a prune that fails is not retried every second.
+            self._last = day
         self.last_result = result
         return result.pruned
 

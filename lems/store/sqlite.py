@@ -43,8 +43,9 @@ class Store:
 
     def migrate(self, migrations: Sequence[Migration]) -> list[str]:
         self.conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied TEXT)")
-        for old, new in RENAMED.items():  # names an earlier version recorded
-            self.conn.execute("UPDATE schema_migrations SET name = ? WHERE name = ?", (new, old))
+        for old, new in RENAMED.items():  # names an earlier version recorded; kept, so it can still open the store
+            self.conn.execute("INSERT OR IGNORE INTO schema_migrations SELECT ?, applied FROM schema_migrations "
+                              "WHERE name = ?", (new, old))
         done = {row[0] for row in self.conn.execute("SELECT name FROM schema_migrations")}
         applied = []
         for name, sql in migrations:

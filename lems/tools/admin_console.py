@@ -19,7 +19,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--port", type=int, help="console port (default: the home's [console] port)")
     p.add_argument("--host", help="console address (default: the home's [console] host)")
     p.add_argument("--builtin", action="store_true", help="use the built-in SSH client even if ssh is installed")
-    p.add_argument("words", nargs="*", metavar="COMMAND", help="run this one command and exit")
+    # Everything after the command word is the console's (`send SM -TEST-`), as it always was.
+    p.add_argument("words", nargs=argparse.REMAINDER, metavar="COMMAND", help="run this one command and exit")
     p.set_defaults(func=run)
 
 

@@ -90,6 +90,7 @@ from lems.base.events import (
     PRIORITY_BROADCAST,
     PRIORITY_ORDINARY,
     PRIORITY_STATUS,
+    Note,
     Notice,
     Outcome,
     Presence,
@@ -330,7 +331,7 @@ class Plan:
         self.courier = courier
         self.registry = registry
         self.presence = presence
-        self.notices: list[Notice] = []
+        self.notices: list[Notice | Note] = []
         self._added: dict[str, int] = {}
 
     def to_terminal(self, terminal_id: str, cls: str, text: str, priority: int = PRIORITY_ORDINARY,
@@ -363,6 +364,10 @@ class Plan:
                 log.warning("queue full, frame refused", terminal=t.id, depth=exc.depth)
                 full.append(t.id)
         return AgencyOutcome(ori, tuple(delivered), tuple(queued), tuple(full))
+
+    def note(self, kind: str, **fields: Any) -> None:
+        """A journal record, written when the notices planned so far have gone out."""
+        self.notices.append(Note(kind, fields))
 
     def queued_notice(self, txn: Transaction, oris: Iterable[str]) -> None:
         """The sender's S .02. notice: its message waits for ``oris`` (AM, AML, Nlets inquiries to ORIs)."""

@@ -310,7 +310,7 @@ class HitConfirmation:
         outcome = plan.to_agency(ori, "U", text, PRIORITY_HIT)
         if not outcome.reached:
             # Nobody to tell (no terminal, or every queue full): the journal and the log keep it.
-            self.trail.record("admin", None, ori=ori, event="HIT CONFIRMATION NOTICE NOT DELIVERED", text=text)
+            plan.note("admin", ori=ori, event="HIT CONFIRMATION NOTICE NOT DELIVERED", text=text)
             self.log.error("hit confirmation notice not delivered", ori=ori, full=outcome.full)
 
     # -- the console ---------------------------------------------------------------------------

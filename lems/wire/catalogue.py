@@ -19,12 +19,14 @@ from __future__ import annotations
 
 import datetime as _dt
 import re
+import sys
 import tomllib
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Callable, Mapping, Optional
 
 import attrs
+import structlog
 
 FAMILIES = ("ncic", "nlets", "leds", "control")
 ACTIONS = ("inquiry", "enter", "modify", "cancel", "locate", "clear", "admin", "reply", "control")
@@ -60,6 +62,20 @@ _TOP_KEYS = {"family", "category", "max_length", "max_dests", "levels", "codes",
 
 class CatalogueError(Exception):
     """formats/ is broken; the message names the file and the problem."""
+
+
+def shipped_formats() -> Path:
+    """The catalogues lems ships with: formats/ of this checkout, else of the demo home pip installed."""
+    checkout = Path(__file__).resolve().parents[2] / "formats"
+    if (checkout / FILES_TOML).is_file():
+        return checkout
+    return Path(sys.prefix) / "share" / "lems" / "demo" / "formats"
+
+
+# What files.toml says about files since the file knowledge left the code; a
+# home written before then has none of it (see _Loader.upgrade).
+_SINCE_0_2 = ("kind", *_SHARED)
+_FILE_KEYS_SINCE_0_2 = ("id_letter", "rty", "identified_by", "numbers", "narrowing")
 
 
 def _proxy(mapping: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -384,7 +400,7 @@ class _Loader:
         files_path = self.path / FILES_TOML
         if not files_path.is_file():
             raise CatalogueError(f"{FILES_TOML}: missing from {self.path}")
-        files, cautions, shared = self.load_files(self.read(files_path))
+        files, cautions, shared = self.load_files(self.upgrade(self.read(files_path)))
         sources = sorted(p for p in self.path.glob("*.toml") if p.name != FILES_TOML)
         if not sources:
             raise CatalogueError(f"{self.path}: no message catalogue (*.toml besides {FILES_TOML})")
@@ -403,6 +419,33 @@ class _Loader:
                          (FILES_TOML,) + tuple(p.name for p in sources), **shared)
 
     # files.toml
+    def upgrade(self, raw: dict[str, Any]) -> dict[str, Any]:
+        """A files.toml written before the file knowledge moved into it (none of
+        [kind.*], [search], [maintenance], [hit_confirmation]) takes what it lacks from
+        the files.toml lems ships, for the files both name: a home made by an older
+        ``lems init`` keeps working, and says so once in the log."""
+        if any(table in raw for table in _SINCE_0_2):
+            return raw
+        shipped_path = shipped_formats() / FILES_TOML
+        if not shipped_path.is_file() or shipped_path.resolve() == (self.path / FILES_TOML).resolve():
+            return raw
+        shipped = self.read(shipped_path)
+        out = {**raw, **{table: shipped[table] for table in _SINCE_0_2 if table in shipped}}
+        files = {}
+        for name, spec in raw.get("file", {}).items():
+            theirs = shipped.get("file", {}).get(name, {}) if isinstance(spec, dict) else {}
+            spec = dict(spec) if isinstance(spec, dict) else spec
+            for key in _FILE_KEYS_SINCE_0_2:
+                if isinstance(spec, dict) and key in theirs and key not in spec and not (
+                        key == "id_letter" and "letter" in spec):
+                    spec[key] = theirs[key]
+            files[name] = spec
+        out["file"] = files
+        structlog.get_logger("lems.wire.catalogue").warning(
+            "files.toml predates the file tables; using the shipped ones for what it lacks",
+            home_file=str(self.path / FILES_TOML), shipped=str(shipped_path))
+        return out
+
     def load_files(self, raw: dict[str, Any]) -> tuple[dict[str, FileSpec], dict[str, str], dict[str, Any]]:
         where = FILES_TOML
         unknown = set(raw) - {"file", "cautions", "kind", *_SHARED}
