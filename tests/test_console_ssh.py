@@ -210,3 +210,78 @@ def test_connection_attempts_per_address_are_limited(home, switch_factory):
     records = in_reactor(lambda: search(running.switch.store.conn, limit=1000, kind="security"))
     limited = [r for r in records if r.event == "CONSOLE RATE LIMITED"]
     assert [(r.outcome, r.text) for r in limited] == [("REFUSED", "ADDRESS 127.0.0.1 OVER 3 ATTEMPTS IN 60 S")]
+
+
+def _conch_call(running, transport_class):
+    """One console command through lems' own client, with a transport of the test's choosing."""
+    from twisted.conch.ssh import keys
+    from twisted.internet import defer, protocol, reactor
+
+    from lems.net import console as console_mod
+
+    call = console_mod.ConsoleCall(keys.Key.fromFile(str(running.home / "var" / "console" / sshkeys.ADMIN_KEY)),
+                                   command="locked")
+    factory = protocol.ClientFactory()
+
+    def build(addr):
+        proto = transport_class()
+        proto.call, proto.factory = call, factory
+        return proto
+
+    def start():
+        factory.buildProtocol = build
+        factory.clientConnectionFailed = lambda connector, reason: call.finish(reason.value)
+        reactor.connectTCP("127.0.0.1", running.service.console.port, factory, timeout=10)
+        return defer.succeed(None)
+
+    in_reactor(start)
+    try:
+        return in_reactor(lambda: call.done)
+    except Exception as exc:  # noqa: BLE001 - the refusal is what the test looks at
+        return exc
+
+
+def test_builtin_client_negotiates_etm_and_strict_kex(running):
+    from lems.net import console as console_mod
+
+    seen = {}
+
+    class Watching(console_mod._ClientTransport):
+        def connectionSecure(self):
+            seen.update(mac=self.currentEncryptions.outMACType, cipher=self.currentEncryptions.outCipType,
+                        kex=self.kexAlg, strict=self.strict_kex)
+            super().connectionSecure()
+
+    assert _conch_call(running, Watching) == (0, "no operator is locked\n")
+    assert seen == {"mac": b"hmac-sha2-512-etm@openssh.com", "cipher": b"aes256-ctr", "kex": b"curve25519-sha256",
+                    "strict": True}
+
+
+def test_strict_kex_refuses_a_packet_before_kexinit(running):
+    """Terrapin's first move is a message slipped in before the key exchange ends: strict KEX hangs up."""
+    from twisted.conch.ssh import transport as conch_transport
+
+    from lems.net import console as console_mod
+
+    told = []
+
+    class Injecting(console_mod._ClientTransport):
+        def receiveError(self, reasonCode, description):
+            told.append(description)
+            super().receiveError(reasonCode, description)
+
+        def sendKexInit(self):
+            self.sendPacket(conch_transport.MSG_IGNORE, b"\x00\x00\x00\x00")
+            super().sendKexInit()
+
+    class LegacyInjecting(Injecting):
+        def sendKexInit(self):
+            # A client that does not announce strict KEX may send it: the console still works for it.
+            self.supportedKeyExchanges = list(sshalgorithms.KEX_ALGORITHMS)
+            conch_transport.SSHClientTransport.sendPacket(self, conch_transport.MSG_IGNORE, b"\x00\x00\x00\x00")
+            conch_transport.SSHClientTransport.sendKexInit(self)
+
+    refused = _conch_call(running, Injecting)
+    assert isinstance(refused, console_mod.AuthRefused)  # the connection ended before any sign-in
+    assert told == [b"strict KEX: KEXINIT was not the first packet"]
+    assert _conch_call(running, LegacyInjecting) == (0, "no operator is locked\n")

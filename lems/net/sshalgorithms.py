@@ -73,6 +73,7 @@ class ModernAlgorithms:
     supportedCompressions = list(COMPRESSIONS)
 
     strict_kex = False
+    _strict_announced = False
     _kexinit_seen = False
     _first_newkeys_seen = False
 
@@ -85,6 +86,7 @@ class ModernAlgorithms:
         self.supportedKeyExchanges = [*offered, STRICT_KEX_CLIENT if self.isClient else STRICT_KEX_SERVER]
         try:
             super().sendKexInit()
+            self._strict_announced = True
         finally:
             # Only announced: never a key exchange the peer could pick.
             self.supportedKeyExchanges = offered
@@ -94,7 +96,9 @@ class ModernAlgorithms:
         self._kexinit_seen = True
         if first:
             peer_kex = common.getNS(packet[16:])[0].split(b",")
-            self.strict_kex = (STRICT_KEX_SERVER if self.isClient else STRICT_KEX_CLIENT) in peer_kex
+            # Strict when both ends announced it.
+            self.strict_kex = self._strict_announced and (
+                STRICT_KEX_SERVER if self.isClient else STRICT_KEX_CLIENT) in peer_kex
             # getPacket has counted the KEXINIT already: strict mode wants it to have been packet 0.
             if self.strict_kex and self.incomingPacketSequence != 1:
                 self.sendDisconnect(DISCONNECT_KEY_EXCHANGE_FAILED, b"strict KEX: KEXINIT was not the first packet")
