@@ -62,6 +62,8 @@ DOCUMENTED = [
     ("send T0100001 HBT", send.run, {"home": ".", "operator": None}),
     ("ca issue T0100001", registry_commands.ca_issue, {"terminal": "T0100001", "home": "."}),
     ("ca issue T0100001 --home demo", registry_commands.ca_issue, {"home": "demo"}),
+    ("ca renew --switch T0100001 T0100002", registry_commands.ca_renew,
+     {"switch": True, "terminals": ["T0100001", "T0100002"], "home": "."}),
     ("terminal add T0100009 --ori OR9990100 --type mobile", registry_commands.terminal_add,
      {"ori": "OR9990100", "type": "mobile", "ack": False}),
     ("terminal add T0100009 --ori OR9990100 --type workstation --ack --home demo", registry_commands.terminal_add,
@@ -129,7 +131,7 @@ def test_appendix_b_lines_not_implemented_yet(line):
 def test_every_command_in_the_readme_table_is_covered():
     """README.md's command table and DOCUMENTED name the same commands."""
     table = README.read_text().split("## Commands", 1)[1].split("\n## ", 1)[0]
-    documented = set(re.findall(r"^\| `lems ([a-z]+(?: (?:issue|add))?)", table, re.M))
+    documented = set(re.findall(r"^\| `lems ([a-z]+(?: (?:issue|renew|add))?)", table, re.M))
     covered = {" ".join(line.split()[:2]) if line.split()[0] in ("ca", "terminal", "operator")
                else line.split()[0] for line, _, _ in DOCUMENTED}
     assert documented and documented <= covered, documented - covered

@@ -114,7 +114,8 @@ def test_ca_certificate(ca, clock):
     aki = cert.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier).value
     assert aki.key_identifier == ski.digest
     assert cert.not_valid_before_utc <= clock.now()
-    assert cert.not_valid_after_utc - clock.now() >= dt.timedelta(days=3650)
+    # [pki] ca_days: 5 years by default.
+    assert cert.not_valid_after_utc - clock.now() == dt.timedelta(days=1826)
     assert key.public_key() == cert.public_key()
     cert.verify_directly_issued_by(cert)
 
@@ -126,7 +127,7 @@ def test_server_certificate_verifies_for_localhost_and_loopback(ca, clock):
     assert [str(a) for a in san.get_values_for_type(x509.IPAddress)] == ["127.0.0.1"]
     assert cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value == \
         x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH])
-    assert dt.timedelta(days=729) < cert.not_valid_after_utc - clock.now() <= dt.timedelta(days=731)
+    assert cert.not_valid_after_utc - clock.now() == dt.timedelta(days=365)  # [pki] switch_days
     # RFC 5280 path validation as a TLS client does it (strict about AKI, key usage, SAN).
     store = Store([ca.load_ca()[0]])
     builder = PolicyBuilder().store(store).time(clock.now())
@@ -147,13 +148,13 @@ def test_terminal_certificate(ca, clock):
     assert not cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
     san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     assert san.get_values_for_type(x509.UniformResourceIdentifier) == ["urn:lems:terminal:T0100001"]
-    assert dt.timedelta(days=729) < cert.not_valid_after_utc - clock.now() <= dt.timedelta(days=731)
+    assert cert.not_valid_after_utc - clock.now() == dt.timedelta(days=365)  # [pki] terminal_days
     key = serialization.load_pem_private_key(issued.key_path.read_bytes(), None)
     assert key.public_key() == cert.public_key()
     verifier = PolicyBuilder().store(Store([ca.load_ca()[0]])).time(clock.now()).build_client_verifier()
     verifier.verify(cert, [])
     # ...and not after it expires.
-    late = PolicyBuilder().store(Store([ca.load_ca()[0]])).time(clock.now() + dt.timedelta(days=800))
+    late = PolicyBuilder().store(Store([ca.load_ca()[0]])).time(clock.now() + dt.timedelta(days=366))
     with pytest.raises(VerificationError):
         late.build_client_verifier().verify(cert, [])
 
@@ -229,6 +230,42 @@ def test_peer_fingerprint_without_tls_or_certificate(ca):
 def test_unknown_minimum_tls_version(ca):
     with pytest.raises(ValueError):
         pki.server_context_factory(ca, min_tls="1.1")
+
+
+def test_lifetimes_come_from_the_settings(tmp_path, clock):
+    from lems.base.conf import ConfError, PkiLifetimes, Settings
+
+    p = pki.Pki(tmp_path / "pki", clock=clock, lifetimes=PkiLifetimes(ca_days=100, switch_days=30, terminal_days=7))
+    ca_cert = p.create_ca()
+    server = p.issue_server()
+    terminal = p.issue_terminal("T0100001", "OR9990100")
+    assert ca_cert.not_valid_after_utc - clock.now() == dt.timedelta(days=100)
+    assert server.certificate.not_valid_after_utc - clock.now() == dt.timedelta(days=30)
+    assert terminal.certificate.not_valid_after_utc - clock.now() == dt.timedelta(days=7)
+    # Never past the CA, whatever is asked for.
+    late = p.issue_terminal("T0100002", "OR9990100", not_after=clock.now() + dt.timedelta(days=500))
+    assert late.certificate.not_valid_after_utc == ca_cert.not_valid_after_utc
+
+    base = {"listener": [{"name": "t", "port": 0}]}
+    assert Settings.from_dict(tmp_path, base).pki == PkiLifetimes(1826, 365, 365)
+    assert Settings.from_dict(tmp_path, {**base, "pki": {"switch_days": 90}}).pki.switch_days == 90
+    for bad in ({"terminal_days": 0}, {"ca_days": 30}, {"certificate_days": 1}):
+        with pytest.raises(ConfError):
+            Settings.from_dict(tmp_path, {**base, "pki": bad})
+
+
+def test_renew_server_keeps_the_names_with_a_new_key(tmp_path, clock):
+    p = pki.Pki(tmp_path / "pki", clock=clock)
+    p.create_ca()
+    first = p.issue_server(["switch.example.test", "localhost", "10.0.0.5"])
+    clock.advance(300 * 86400)
+    renewed = p.renew_server()
+    assert renewed.fingerprint != first.fingerprint
+    assert renewed.certificate.public_key() != first.certificate.public_key()
+    assert p.server_names() == ["switch.example.test", "localhost", "10.0.0.5"]
+    assert renewed.certificate.not_valid_after_utc - clock.now() == dt.timedelta(days=365)
+    with pytest.raises(pki.PkiError):
+        pki.Pki(tmp_path / "empty", clock=clock).renew_server()
 
 
 # -- mutual TLS over loopback ----------------------------------------------------------------------

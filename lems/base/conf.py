@@ -50,6 +50,23 @@ class SessionRules:
 
 
 @attrs.frozen
+class PkiLifetimes:
+    """[pki]: how long the certificates ``lems init``, ``lems ca issue`` and ``lems ca renew`` make live."""
+
+    ca_days: int = 1826        # 5 years: the trust anchor, replaced by hand
+    switch_days: int = 365     # the switch certificate, renewed with `lems ca renew --switch`
+    terminal_days: int = 365   # terminal certificates, renewed with `lems ca renew TERMINAL`
+
+
+@attrs.frozen
+class ConsoleLimits:
+    """[console]: SSH connection attempts accepted from one address in a window (reactor clock)."""
+
+    attempts_per_address: int = 10
+    attempt_window_seconds: float = 60.0
+
+
+@attrs.frozen
 class Settings:
     home: Path
     name: str
@@ -70,6 +87,8 @@ class Settings:
     console_port: int
     authorized_keys: Path
     banner: str
+    pki: PkiLifetimes = attrs.field(factory=PkiLifetimes)
+    console_limits: ConsoleLimits = attrs.field(factory=ConsoleLimits)
 
     @property
     def pki_dir(self) -> Path:
@@ -142,7 +161,28 @@ class Settings:
             console_port=int(console.get("port", 7722)),
             authorized_keys=home / console.get("authorized_keys", "conf/admin_keys"),
             banner=banner.get("text", "").strip("\n"),
+            pki=_pki_lifetimes(section("pki"), origin),
+            console_limits=_console_limits(console, origin),
         )
+
+
+def _pki_lifetimes(values: dict[str, Any], origin: Any) -> PkiLifetimes:
+    lifetimes = PkiLifetimes(**{k: int(v) for k, v in _known(PkiLifetimes, values, origin, "pki").items()})
+    for name in ("ca_days", "switch_days", "terminal_days"):
+        if getattr(lifetimes, name) < 1:
+            raise ConfError(f"{origin}: pki.{name} must be at least 1")
+    if max(lifetimes.switch_days, lifetimes.terminal_days) > lifetimes.ca_days:
+        raise ConfError(f"{origin}: [pki] a certificate cannot outlive the CA (ca_days = {lifetimes.ca_days})")
+    return lifetimes
+
+
+def _console_limits(console: dict[str, Any], origin: Any) -> ConsoleLimits:
+    names = {a.name for a in attrs.fields(ConsoleLimits)}
+    limits = ConsoleLimits(**{k: v for k, v in console.items() if k in names})
+    if int(limits.attempts_per_address) < 1 or float(limits.attempt_window_seconds) <= 0:
+        raise ConfError(f"{origin}: console.attempts_per_address must be at least 1 and "
+                        "console.attempt_window_seconds above 0")
+    return ConsoleLimits(int(limits.attempts_per_address), float(limits.attempt_window_seconds))
 
 
 # Settings an earlier lems.toml may still carry that nothing reads any more: accepted

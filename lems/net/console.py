@@ -21,6 +21,7 @@ from twisted.conch.ssh import channel, common, connection, keys, session, transp
 from twisted.internet import defer, protocol
 from twisted.python import failure
 
+from lems.net.sshalgorithms import ModernAlgorithms
 from lems.net.sshkeys import ADMIN_KEY, HOST_ALIAS, HOST_KEY, console_dir
 
 
@@ -70,7 +71,7 @@ class ConsoleCall:
             self.done.callback((self.exit_status, self.text))
 
 
-class _ClientTransport(transport.SSHClientTransport):
+class _ClientTransport(ModernAlgorithms, transport.SSHClientTransport):
     call: ConsoleCall
 
     def verifyHostKey(self, host_key: bytes, fingerprint: bytes) -> defer.Deferred:

@@ -15,14 +15,16 @@
 from __future__ import annotations
 
 import os
-from typing import Any, Optional
+import struct
+from collections import deque
+from typing import Any, Callable, Optional
 
 import structlog
 from twisted.application import service
 from twisted.conch import avatar, recvline
 from twisted.conch import interfaces as conch_interfaces
 from twisted.conch.insults import insults
-from twisted.conch.ssh import factory, keys, session, transport
+from twisted.conch.ssh import common, connection, factory, keys, session, transport, userauth
 from twisted.cred import error as cred_error
 from twisted.cred import portal
 from twisted.internet import defer
@@ -32,6 +34,7 @@ from zope.interface import implementer
 
 from lems.admin.operations import Admin
 from lems.admin.shell import Console
+from lems.net.sshalgorithms import ModernAlgorithms
 from lems.net.sshkeys import AdminKeyChecker, ensure_host_key, read_admin_keys
 
 log = structlog.get_logger("lems.net.console_server")
@@ -156,6 +159,11 @@ class AdminAvatar(avatar.ConchUser):
         # After the channel has answered the exec request, not inside it.
         self.server.reactor.callLater(0, run)
 
+    def gotGlobalRequest(self, requestType: bytes, data: bytes) -> int:
+        # tcpip-forward (ssh -R) and anything else global: a request failure, journaled.
+        self.server.request_refused(self.who, requestType, _describe_request(requestType, data))
+        return 0
+
     def windowChanged(self, window: tuple[int, ...]) -> None:
         if self.shell is not None and self.shell.terminalProtocol is not None:
             self.shell.terminalProtocol.terminalSize(window[1], window[0])
@@ -183,7 +191,45 @@ class AdminRealm:
             "CONSOLE SIGN-OUT", who)
 
 
-class _ServerTransport(transport.SSHServerTransport):
+def _describe_request(kind: bytes, data: bytes) -> str:
+    """The addresses of a forwarding request, as far as they can be read: for the journal."""
+    try:
+        if kind in (b"direct-tcpip", b"forwarded-tcpip"):
+            host, rest = common.getNS(data)
+            (port,) = struct.unpack(">L", rest[:4])
+            return f"{host.decode('ascii', 'replace')}:{port}"
+        if kind in (b"tcpip-forward", b"cancel-tcpip-forward"):
+            host, rest = common.getNS(data)
+            (port,) = struct.unpack(">L", rest[:4])
+            return f"{host.decode('ascii', 'replace') or '*'}:{port}"
+    except (struct.error, ValueError, IndexError):
+        return "unreadable"
+    return ""
+
+
+class ConsoleConnection(connection.SSHConnection):
+    """Sessions only: any other channel (direct-tcpip from ``ssh -L``, x11, agent) is refused cleanly.
+
+    Conch would refuse too, but from inside an exception handler that writes a
+    traceback to the log; here the refusal is a CHANNEL_OPEN_FAILURE
+    (administratively prohibited) and one journal record.
+    """
+
+    def ssh_CHANNEL_OPEN(self, packet: bytes) -> None:
+        kind, rest = common.getNS(packet)
+        avatar = getattr(self.transport, "avatar", None)
+        if avatar is not None and kind in avatar.channelLookup:
+            return super().ssh_CHANNEL_OPEN(packet)
+        sender = struct.unpack(">L", rest[:4])[0] if len(rest) >= 4 else 0
+        if avatar is not None:
+            avatar.server.request_refused(avatar.who, kind, _describe_request(kind, rest[12:]))
+        self.transport.sendPacket(
+            connection.MSG_CHANNEL_OPEN_FAILURE,
+            struct.pack(">2L", sender, connection.OPEN_ADMINISTRATIVELY_PROHIBITED)
+            + common.NS(b"the console offers sessions only") + common.NS(b""))
+
+
+class _ServerTransport(ModernAlgorithms, transport.SSHServerTransport):
     def connectionMade(self) -> None:
         self.factory.server.connections.add(self)
         super().connectionMade()
@@ -193,14 +239,65 @@ class _ServerTransport(transport.SSHServerTransport):
         self.factory.server.lost(self)
 
 
+class AttemptLimiter:
+    """At most ``limit`` connection attempts per address in any ``window`` seconds of ``now()`` (the reactor's clock).
+
+    A sliding window over the attempts let in.  ``admit`` says whether this attempt
+    may go on and, for a refusal, whether it is the first refusal of its run (the
+    one worth journaling: a flood makes one journal record, not one per socket).
+    """
+
+    def __init__(self, limit: int, window: float, now: Callable[[], float]) -> None:
+        self.limit, self.window, self.now = limit, window, now
+        self._seen: dict[str, deque[float]] = {}
+        self._refusing: set[str] = set()
+
+    def admit(self, host: str) -> tuple[bool, bool]:
+        now = self.now()
+        if len(self._seen) > 1024:
+            self._forget(now)
+        times = self._seen.setdefault(host, deque())
+        while times and times[0] <= now - self.window:
+            times.popleft()
+        allowed = len(times) < self.limit
+        # Only the attempts let in count against the address: a refused attempt costs nothing to
+        # repeat, and counting it would let a flood of refusals lock the address out for ever.
+        if allowed:
+            times.append(now)
+            self._refusing.discard(host)
+            return True, False
+        first = host not in self._refusing
+        self._refusing.add(host)
+        return False, first
+
+    def _forget(self, now: float) -> None:
+        for host in [h for h, t in self._seen.items() if not t or t[-1] <= now - self.window]:
+            del self._seen[host]
+            self._refusing.discard(host)
+
+
 class ConsoleFactory(factory.SSHFactory):
     protocol = _ServerTransport
+    services = {b"ssh-userauth": userauth.SSHUserAuthServer, b"ssh-connection": ConsoleConnection}
 
     def __init__(self, server: "ConsoleService", host_key: keys.Key) -> None:
         self.server = server
         self.portal = portal.Portal(AdminRealm(server), [AdminKeyChecker(server.authorized_keys, server.refused)])
         self.publicKeys = {host_key.sshType(): host_key.public()}
         self.privateKeys = {host_key.sshType(): host_key}
+        limits = server.limits
+        self.limiter = AttemptLimiter(limits.attempts_per_address, limits.attempt_window_seconds,
+                                      server.reactor.seconds)
+
+    def buildProtocol(self, addr: Any) -> Optional[transport.SSHServerTransport]:
+        host = getattr(addr, "host", str(addr))
+        allowed, first = self.limiter.admit(host)
+        if not allowed:
+            # None: Twisted closes the socket before a byte of SSH is exchanged.
+            if first:
+                self.server.rate_limited(host)
+            return None
+        return super().buildProtocol(addr)
 
 
 
@@ -219,6 +316,7 @@ class ConsoleService(service.Service):
         self.switch = owner.switch
         self.reactor = owner.reactor
         self.authorized_keys = owner.settings.authorized_keys
+        self.limits = owner.settings.console_limits
         self.listen_on = (port, host)
         self.connections: set[_ServerTransport] = set()
         self._waiting: dict[_ServerTransport, defer.Deferred] = {}
@@ -254,6 +352,22 @@ class ConsoleService(service.Service):
         self.switch.audit("security", None, event="CONSOLE KEY REFUSED", outcome="REFUSED",
                           text=f"USER {user} KEY {fingerprint}")
         self.switch.store.commit()
+
+    def rate_limited(self, host: str) -> None:
+        limits = self.limits
+        self.switch.audit("security", None, event="CONSOLE RATE LIMITED", outcome="REFUSED",
+                          text=f"ADDRESS {host} OVER {limits.attempts_per_address} ATTEMPTS IN "
+                               f"{limits.attempt_window_seconds:g} S")
+        self.switch.store.commit()
+        log.warning("console connections refused: too many attempts", address=host,
+                    limit=limits.attempts_per_address, window=limits.attempt_window_seconds)
+
+    def request_refused(self, who: str, kind: bytes, detail: str) -> None:
+        name = kind.decode("ascii", "replace").upper()
+        self.switch.audit("security", None, event="CONSOLE REQUEST REFUSED", outcome="REFUSED",
+                          operator=who.upper(), text=f"{name} {detail}".strip())
+        self.switch.store.commit()
+        log.info("console request refused", request=name, detail=detail, operator=who.upper())
 
     def lost(self, conn: _ServerTransport) -> None:
         self.connections.discard(conn)

@@ -28,6 +28,7 @@ side checks the switch certificate against the CA and the name ``localhost``.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import ipaddress
 import os
@@ -43,13 +44,14 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from lems.base.clock import SystemClock
+from lems.base.conf import PkiLifetimes
 
 CA_COMMON_NAME = "LEMS EMULATOR TEST CA"
 FOREIGN_CA_COMMON_NAME = "FOREIGN TEST CA"
 ORGANIZATION = "LEMS EMULATOR"
 
-CA_VALIDITY = dt.timedelta(days=3652)
-LEAF_VALIDITY = dt.timedelta(days=730)
+# Lifetimes come from the home's [pki] settings (lems.base.conf.PkiLifetimes):
+# by default the CA 5 years, the switch and terminal certificates 1 year.
 # Certificates start a little in the past so that a verifier whose clock runs
 # slightly behind the issuer's does not reject a certificate issued just now.
 BACKDATE = dt.timedelta(minutes=5)
@@ -175,9 +177,11 @@ def _key_usage(*, signing: bool) -> x509.KeyUsage:
 class Pki:
     """A CA and the certificates it issued, in one directory (a home's ``var/pki``)."""
 
-    def __init__(self, directory: Union[str, Path], clock: Any = None) -> None:
+    def __init__(self, directory: Union[str, Path], clock: Any = None,
+                 lifetimes: Optional[PkiLifetimes] = None) -> None:
         self.directory = Path(directory)
         self.clock = clock or SystemClock()
+        self.lifetimes = lifetimes or PkiLifetimes()
 
     # -- paths ----------------------------------------------------------------------------------
 
@@ -212,7 +216,7 @@ class Pki:
 
     def create_ca(self, common_name: str = CA_COMMON_NAME, clock: Any = None, *,
                   replace: bool = False) -> x509.Certificate:
-        """Make a new self-signed CA (ECDSA P-256), valid 10 years.
+        """Make a new self-signed CA (ECDSA P-256), valid ``lifetimes.ca_days``.
 
         Refuses to overwrite an existing CA unless ``replace``: a new CA
         orphans every certificate the old one issued.
@@ -231,7 +235,7 @@ class Pki:
             .public_key(key.public_key())
             .serial_number(x509.random_serial_number())
             .not_valid_before(now - BACKDATE)
-            .not_valid_after(now + CA_VALIDITY)
+            .not_valid_after(now + dt.timedelta(days=self.lifetimes.ca_days))
             .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
             .add_extension(_key_usage(signing=False), critical=True)
             .add_extension(ski, critical=False)
@@ -259,11 +263,13 @@ class Pki:
 
     def _issue(self, subject: x509.Name, usage: x509.ObjectIdentifier, names: Iterable[x509.GeneralName],
                cert_path: Path, key_path: Path, not_before: Optional[dt.datetime],
-               not_after: Optional[dt.datetime]) -> IssuedCert:
+               not_after: Optional[dt.datetime], days: int) -> IssuedCert:
         ca_cert, ca_key = self.load_ca()
         now = self.clock.now()
         start = not_before if not_before is not None else now - BACKDATE
-        end = not_after if not_after is not None else now + LEAF_VALIDITY
+        end = not_after if not_after is not None else now + dt.timedelta(days=days)
+        # Never past the CA: a verifier would refuse the certificate's last stretch anyway.
+        end = min(end, ca_cert.not_valid_after_utc)
         if end <= start:
             raise ValueError(f"certificate would end ({end}) before it starts ({start})")
         key = _new_key()
@@ -293,7 +299,7 @@ class Pki:
         return IssuedCert(cert_path, key_path, fingerprint(cert), cert)
 
     def issue_server(self, names: Iterable[str] = DEFAULT_SERVER_NAMES) -> IssuedCert:
-        """The switch's certificate (serverAuth), valid 2 years for ``names`` (DNS names or IP addresses)."""
+        """The switch's certificate (serverAuth), valid ``lifetimes.switch_days`` for ``names`` (DNS names or IP addresses)."""
         names = list(names)
         if not names:
             raise ValueError("the switch certificate needs at least one name")
@@ -305,12 +311,29 @@ class Pki:
                 alt.append(x509.DNSName(n))
         subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0]),
                              x509.NameAttribute(NameOID.ORGANIZATION_NAME, ORGANIZATION)])
-        return self._issue(subject, ExtendedKeyUsageOID.SERVER_AUTH, alt, *self.server_paths(), None, None)
+        return self._issue(subject, ExtendedKeyUsageOID.SERVER_AUTH, alt, *self.server_paths(), None, None,
+                           self.lifetimes.switch_days)
+
+    def server_names(self) -> list[str]:
+        """The names (DNS names, then IP addresses) the current switch certificate is valid for."""
+        cert = x509.load_pem_x509_certificate(self.server_paths()[0].read_bytes())
+        try:
+            alt = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        except x509.ExtensionNotFound:
+            return list(DEFAULT_SERVER_NAMES)
+        return [*alt.get_values_for_type(x509.DNSName),
+                *(str(a) for a in alt.get_values_for_type(x509.IPAddress))]
+
+    def renew_server(self) -> IssuedCert:
+        """A new key and certificate for the switch, for the names the current one has."""
+        if not self.server_paths()[0].exists():
+            raise PkiError(f"{self.server_paths()[0]}: no switch certificate to renew")
+        return self.issue_server(self.server_names())
 
     def issue_terminal(self, terminal_id: str, ori: str, *, not_before: Optional[dt.datetime] = None,
                        not_after: Optional[dt.datetime] = None, cert_path: Optional[Path] = None,
                        key_path: Optional[Path] = None) -> IssuedCert:
-        """A terminal's certificate (clientAuth): CN = terminal id, O = ORI, valid 2 years.
+        """A terminal's certificate (clientAuth): CN = terminal id, O = ORI, valid ``lifetimes.terminal_days``.
 
         Replaces any earlier certificate of the terminal (the caller registers
         the new fingerprint).  ``not_before``/``not_after`` (aware datetimes)
@@ -326,7 +349,8 @@ class Pki:
         # (cryptography's among them) require one; a URN names the terminal.
         alt = [x509.UniformResourceIdentifier(f"urn:lems:terminal:{terminal_id.upper()}")]
         return self._issue(subject, ExtendedKeyUsageOID.CLIENT_AUTH, alt,
-                           Path(cert_path or default_cert), Path(key_path or default_key), not_before, not_after)
+                           Path(cert_path or default_cert), Path(key_path or default_key), not_before, not_after,
+                           self.lifetimes.terminal_days)
 
 
 def make_foreign_ca(directory: Union[str, Path], clock: Any = None) -> Pki:
@@ -361,13 +385,63 @@ def _private_certificate(cert_path: Path, key_path: Path) -> Any:
     return ssl.PrivateCertificate.loadPEM(Path(cert_path).read_bytes() + b"\n" + Path(key_path).read_bytes())
 
 
+# TLS 1.2: ephemeral ECDH and AEAD only (AES-GCM, ChaCha20-Poly1305), strongest first.
+# No CBC, no CCM, no static RSA key exchange, no finite-field DHE.  TLS 1.3 keeps
+# OpenSSL's own suites, which are all AEAD (AES-256-GCM, ChaCha20-Poly1305, AES-128-GCM).
+TLS12_CIPHERS = ("ECDHE-ECDSA-AES256-GCM-SHA384", "ECDHE-RSA-AES256-GCM-SHA384",
+                 "ECDHE-ECDSA-CHACHA20-POLY1305", "ECDHE-RSA-CHACHA20-POLY1305",
+                 "ECDHE-ECDSA-AES128-GCM-SHA256", "ECDHE-RSA-AES128-GCM-SHA256")
+# Key exchange groups, both versions: no X448, no P-521, no finite-field groups.
+TLS_GROUPS = ("X25519", "P-256", "P-384")
+
+
+def _acceptable_ciphers() -> Any:
+    from twisted.internet import ssl
+
+    return ssl.AcceptableCiphers.fromOpenSSLCipherString(":".join(TLS12_CIPHERS))
+
+
+def _set_groups(connection: Any) -> Any:
+    """Restrict one pyOpenSSL connection's key exchange groups to TLS_GROUPS (pyOpenSSL has no call for it)."""
+    from OpenSSL._util import lib
+
+    if lib.SSL_set1_curves_list(connection._ssl, ":".join(TLS_GROUPS).encode("ascii")) != 1:
+        raise PkiError(f"this OpenSSL cannot restrict the TLS groups to {', '.join(TLS_GROUPS)}")
+    return connection
+
+
+def _groups(inner: Any) -> Any:
+    """Wrap a Twisted TLS connection creator so that its every connection offers only TLS_GROUPS."""
+    return _groups_creator()(inner)
+
+
+@functools.cache
+def _groups_creator() -> type:
+    from twisted.internet.interfaces import IOpenSSLClientConnectionCreator, IOpenSSLServerConnectionCreator
+    from zope.interface import implementer
+
+    @implementer(IOpenSSLServerConnectionCreator, IOpenSSLClientConnectionCreator)
+    class GroupsCreator:
+        def __init__(self, inner: Any) -> None:
+            self.inner = inner
+
+        def serverConnectionForTLS(self, protocol: Any) -> Any:
+            return _set_groups(self.inner.serverConnectionForTLS(protocol))
+
+        def clientConnectionForTLS(self, protocol: Any) -> Any:
+            return _set_groups(self.inner.clientConnectionForTLS(protocol))
+
+    return GroupsCreator
+
+
 def server_context_factory(pki: Pki, *, min_tls: str = "1.2") -> Any:
-    """Context factory for ``reactor.listenSSL``: the switch certificate, and mutual TLS.
+    """Connection creator for ``reactor.listenSSL``: the switch certificate, and mutual TLS.
 
     A peer must present a certificate that chains to the switch CA (and allows
     client authentication) or the handshake fails; which terminal it is, and
     whether it may come in, is decided afterwards from ``peer_fingerprint``.
     ``min_tls`` is the floor ("1.2" or "1.3"); TLS 1.3 is negotiated when offered.
+    TLS 1.2 offers only TLS12_CIPHERS, both versions only TLS_GROUPS.
     """
     from twisted.internet import ssl
 
@@ -375,25 +449,26 @@ def server_context_factory(pki: Pki, *, min_tls: str = "1.2") -> Any:
         raise PkiError(f"{pki.directory}: no CA and switch certificate here")
     ca = ssl.Certificate.loadPEM(pki.ca_cert_path.read_bytes())
     server = _private_certificate(*pki.server_paths())
-    return ssl.CertificateOptions(
+    return _groups(ssl.CertificateOptions(
         privateKey=server.privateKey.original.to_cryptography_key(),  # pyOpenSSL PKey objects are deprecated
         certificate=server.original.to_cryptography(),
         verify=True,
         caCerts=[ca.original],
         requireCertificate=True,
         raiseMinimumTo=_tls_version(min_tls),
-    )
+        acceptableCiphers=_acceptable_ciphers(),
+    ))
 
 
 def client_context_from_paths(ca_path: Union[str, Path], cert_path: Optional[Union[str, Path]],
                               key_path: Optional[Union[str, Path]], *, hostname: str = "localhost",
                               min_tls: str = "1.2") -> Any:
-    """Client context factory for ``reactor.connectSSL`` from explicit files.
+    """Client connection creator for ``reactor.connectSSL`` from explicit files.
 
     The switch certificate must chain to ``ca_path`` and name ``hostname``
     (the emulator's own certificate names ``localhost`` and ``127.0.0.1``).
     With ``cert_path`` None no client certificate is presented, which the
-    switch refuses (tests use that).
+    switch refuses (tests use that).  Offers what the switch accepts, nothing else.
     """
     from twisted.internet import ssl
 
@@ -401,5 +476,7 @@ def client_context_from_paths(ca_path: Union[str, Path], cert_path: Optional[Uni
     client = None
     if cert_path is not None:
         client = _private_certificate(Path(cert_path), Path(key_path if key_path is not None else cert_path))
-    return ssl.optionsForClientTLS(hostname, trustRoot=ca, clientCertificate=client,
-                                   extraCertificateOptions={"raiseMinimumTo": _tls_version(min_tls)})
+    return _groups(ssl.optionsForClientTLS(
+        hostname, trustRoot=ca, clientCertificate=client,
+        extraCertificateOptions={"raiseMinimumTo": _tls_version(min_tls),
+                                 "acceptableCiphers": _acceptable_ciphers()}))

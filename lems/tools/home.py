@@ -92,7 +92,7 @@ def init(dest: Path, clock: Any = None, source: Optional[Path] = None, refresh_d
     if refresh_dates:
         registry = _refresh_dates(registry, clock.now().date())
     settings = Settings.load(dest)
-    ca = pki_mod.Pki(settings.pki_dir, clock=clock)
+    ca = pki_mod.Pki(settings.pki_dir, clock=clock, lifetimes=settings.pki)  # [pki] lifetimes
     ca.create_ca()
     ca.issue_server()
     for terminal in list(registry.terminals.values()):

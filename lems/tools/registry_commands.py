@@ -15,8 +15,7 @@ from lems.tools.args import EXIT_OK, add_home, fail, home_of
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    _one_action(subparsers, "ca", "the switch's certificate authority",
-                "issue", "issue and register a new certificate for a terminal", ca_issue, "terminal")
+    _ca(subparsers)
 
     q = _one_action(subparsers, "terminal", "terminal registry",
                     "add", "register a terminal and issue its certificate", terminal_add, "terminal")
@@ -44,13 +43,29 @@ def _one_action(subparsers: argparse._SubParsersAction, group: str, group_help: 
     return q
 
 
+def _ca(subparsers: argparse._SubParsersAction) -> None:
+    """``lems ca issue TERMINAL`` and ``lems ca renew [--switch] [TERMINAL ...]``."""
+    p = subparsers.add_parser("ca", help="the switch's certificate authority")
+    actions = p.add_subparsers(dest="ca_command", required=True, metavar="ACTION")
+    q = actions.add_parser("issue", help="issue and register a new certificate for a terminal")
+    q.add_argument("terminal")
+    add_home(q)
+    q.set_defaults(func=ca_issue)
+    q = actions.add_parser("renew", help="renew the switch certificate and/or terminals' certificates "
+                                         "(new keys, [pki] lifetimes; a terminal's new fingerprint is registered)")
+    q.add_argument("terminals", nargs="*", metavar="TERMINAL")
+    q.add_argument("--switch", action="store_true", help="renew the switch certificate (same names, new key)")
+    add_home(q)
+    q.set_defaults(func=ca_renew)
+
+
 def _registry_and_pki(args: argparse.Namespace):
     from lems.base.conf import Settings
     from lems.base.registry import Registry
     from lems.net import pki
 
     settings = Settings.load(home_of(args))
-    return Registry.load(settings.home / "terminals"), pki.Pki(settings.pki_dir)
+    return Registry.load(settings.home / "terminals"), pki.Pki(settings.pki_dir, lifetimes=settings.pki)
 
 
 def _announce(args: argparse.Namespace, what: str) -> None:
@@ -78,6 +93,37 @@ def ca_issue(args: argparse.Namespace) -> int:
     _announce(args, f"TERMINAL {new.id} NEW CERTIFICATE {new.fingerprint[:16]}")
     print(f"issued {ca.terminal_paths(new.id)[0]} for {new.id}; fingerprint {new.fingerprint} registered")
     print("the previous certificate no longer identifies the terminal (a running switch refuses it now)")
+    return EXIT_OK
+
+
+def ca_renew(args: argparse.Namespace) -> int:
+    from cryptography import x509
+
+    from lems.net.pki import PkiError
+    from lems.tools.home import issue_terminal
+
+    if not args.switch and not args.terminals:
+        return fail("say what to renew: --switch, one or more terminals, or both")
+    registry, ca = _registry_and_pki(args)
+    wanted = [t.upper() for t in args.terminals]
+    unknown = [t for t in wanted if t not in registry.terminals]
+    if unknown:
+        return fail(f"no terminal {', '.join(unknown)}; register it with `lems terminal add`")
+    if args.switch:
+        try:
+            issued = ca.renew_server()
+        except PkiError as exc:
+            return fail(str(exc))
+        until = issued.certificate.not_valid_after_utc.date().isoformat()
+        print(f"renewed {issued.cert_path} for {', '.join(ca.server_names())}, valid until {until}; "
+              f"fingerprint {issued.fingerprint} (a running switch presents it from its next start)")
+    for tid in wanted:
+        registry = issue_terminal(registry, ca, registry.terminals[tid])
+        new = registry.terminals[tid]
+        cert = ca.terminal_paths(tid)[0]
+        until = x509.load_pem_x509_certificate(cert.read_bytes()).not_valid_after_utc.date().isoformat()
+        print(f"renewed {cert} for {tid}, valid until {until}; fingerprint {new.fingerprint} registered "
+              "(the previous certificate no longer identifies the terminal)")
     return EXIT_OK
 
 
