@@ -120,6 +120,7 @@ def ca_renew(args: argparse.Namespace) -> int:
     for tid in wanted:
         registry = issue_terminal(registry, ca, registry.terminals[tid])
         new = registry.terminals[tid]
+        _announce(args, f"TERMINAL {tid} RENEWED CERTIFICATE {new.fingerprint[:16]}")
         cert = ca.terminal_paths(tid)[0]
         until = x509.load_pem_x509_certificate(cert.read_bytes()).not_valid_after_utc.date().isoformat()
         print(f"renewed {cert} for {tid}, valid until {until}; fingerprint {new.fingerprint} registered "
