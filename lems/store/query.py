@@ -5,7 +5,8 @@ one while the switch runs (``lems audit``).
 
 What is shown is not always what is stored.  A caller that shows or exports
 the journal passes ``redact`` (``lems.wire.secrets.mask``, which this layer
-cannot import): every text is shown through it, and ``search``'s text filter
+cannot import): every text that carries a terminal's input (``in`` records and
+``E`` frames, whose echo repeats the input) is shown through it, and ``search``'s text filter
 matches the redacted text, so a journal written before sign-on secrets were
 masked shows ``PWD/*`` and cannot be searched for a password either.  The rows
 themselves are never rewritten (the hash chain vouches for them as written).
@@ -25,6 +26,12 @@ from lems.store.chain import DISSEMINATION, JOURNAL
 
 When = Union[_dt.datetime, _dt.date, str, None]
 Redact = Callable[[Optional[str]], Optional[str]]
+
+
+def _input_bearing(kind: str, cls: Optional[str]) -> bool:
+    """Records whose text holds what a terminal sent: the input itself, or an error echo of it.
+    (Not the banner, which documents ``PWD/<PASSWORD>`` and is not a secret.)"""
+    return kind == "in" or cls == "E"
 
 
 @attrs.frozen
@@ -173,7 +180,7 @@ def search(conn: sqlite3.Connection, since: When = None, until: When = None, ori
         if len(found) >= int(limit):
             break
         record = Record.from_row(row)
-        shown = redact(record.text)
+        shown = redact(record.text) if _input_bearing(record.kind, record.cls) else record.text
         if wanted is not None and wanted not in (shown or "").lower():
             continue
         found.append(record if shown == record.text else attrs.evolve(record, text=shown))
@@ -210,7 +217,8 @@ def frames(conn: sqlite3.Connection, since: When = None, until: When = None,
             first = moment
         last_t = max(last_t, round((moment - first).total_seconds(), 2))
         yield {"t": last_t, "terminal": terminal, "dir": kind, "ref": ref or "",
-               "cls": cls if kind == "out" else None, "text": (redact(text) if redact else text) or ""}
+               "cls": cls if kind == "out" else None,
+               "text": (redact(text) if redact and _input_bearing(kind, cls) else text) or ""}
 
 
 def export(conn: sqlite3.Connection, out_file: IO[str], since: When = None, until: When = None,
