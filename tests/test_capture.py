@@ -82,7 +82,9 @@ def test_serve_capture_records_both_directions_per_terminal(switch_factory, tmp_
     assert (first[0]["dir"], first[0]["cls"], first[0]["ref"]) == ("out", "S", "")
     assert "MONITORED AND RECORDED" in first[0]["text"]
     signon = first[1]
-    assert signon["dir"] == "in" and signon["text"] == f"SON.OR9990100.OPR/OP010001.PWD/{PASSWORD}"
+    # The password is never in a capture (PROTOCOL.md 4 item 4); replay puts it back.
+    assert signon["dir"] == "in" and signon["text"] == "SON.OR9990100.OPR/OP010001.PWD/*"
+    assert PASSWORD not in path.read_text()
     assert first[2]["dir"] == "out" and first[2]["ref"] == signon["ref"] and first[2]["text"].startswith(
         "SIGN-ON ACCEPTED")
     assert [f["cls"] for f in by_terminal["T0200001"] if f["dir"] == "out"][:2] == ["S", "E"]

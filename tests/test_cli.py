@@ -94,6 +94,9 @@ DOCUMENTED = [
     ("replay cap.jsonl --home demo --port 7700 --max --report r.json", replay.run, {"port": 7700}),
     ("replay cap.jsonl --host 127.0.0.1 --port 7700 --ca ca.crt --cert-dir certs --framing length", replay.run,
      {"ca": "ca.crt", "cert_dir": "certs", "framing": "length"}),
+    ("replay cap.jsonl --home demo --password PW", replay.run, {"password": "PW", "credentials": None}),
+    ("replay cap.jsonl --home demo --credentials creds.txt", replay.run,
+     {"credentials": "creds.txt", "password": None}),
     ("bench", bench.run, {"terminals": 10, "seconds": 10.0, "rate": None}),
     ("bench --terminals 50 --seconds 10", bench.run, {"terminals": 50, "seconds": 10.0}),
     ("bench --terminals 200 --seconds 60 --no-echo --mix qw-hit=3,qw-nohit=3,qv=2,qg=1,hbt=1,ew=1", bench.run,
@@ -107,8 +110,6 @@ DOCUMENTED = [
 NOT_YET = [
     "serve --home demo --dealer-port 0",
     "serve --home demo --node A",
-    "replay cap.jsonl --home demo --password PW",
-    "replay cap.jsonl --home demo --credentials creds.txt",
     "ppf load people.csv --ori OR999050H --home demo",
     "dealer add D0000002 --ffl 9-93-999-01-2A-00002 --name 'TEST SHOP' --home demo",
     "operator training OP010001 issued --level full --date 20261201 --home demo",

@@ -33,7 +33,7 @@ RFC6238_SHA1 = [
 def test_default_hash_format_and_parameters():
     stored = credentials.hash_password("LemsDemo#2026")
     scheme, n, r, p, salt, key = stored.split("$")
-    assert (scheme, n, r, p) == ("scrypt", str(2**14), "8", "1")
+    assert (scheme, n, r, p) == ("scrypt", str(2**17), "8", "1")  # OWASP's minimum for scrypt
     assert len(base64.b64decode(salt)) == 16 and len(base64.b64decode(key)) == 32
     assert credentials.verify_password("LemsDemo#2026", stored)
     assert not credentials.verify_password("LemsDemo#2027", stored)
@@ -57,6 +57,71 @@ def test_verify_reads_the_cost_from_the_hash():
     stored = credentials.hash_password("secret", n=2**12)
     assert stored.startswith("scrypt$4096$8$1$")
     assert credentials.verify_password("secret", stored)
+
+
+def test_dummy_hash_costs_what_a_real_one_costs():
+    scheme, n, r, p, salt, key = credentials.DUMMY_HASH.split("$")
+    assert (scheme, int(n), int(r), int(p)) == ("scrypt", credentials.SCRYPT_N, credentials.SCRYPT_R,
+                                                credentials.SCRYPT_P)
+    assert len(base64.b64decode(key)) == 32 and not credentials.needs_rehash(credentials.DUMMY_HASH)
+    assert credentials.verify_password("no such operator", credentials.DUMMY_HASH) is False
+
+
+def test_an_old_hash_verifies_and_leaves_its_upgrade_once():
+    old = credentials.hash_password("LemsDemo#2026", n=2**14)
+    assert credentials.needs_rehash(old)
+    assert credentials.take_upgrade(old) is None
+    assert not credentials.verify_password("Wrong#2026", old)
+    assert credentials.take_upgrade(old) is None  # a wrong password makes nothing
+    assert credentials.verify_password("LemsDemo#2026", old)
+    new = credentials.take_upgrade(old)
+    assert new is not None and new.startswith(f"scrypt${2**17}$8$1$") and not credentials.needs_rehash(new)
+    assert credentials.verify_password("LemsDemo#2026", new)
+    assert credentials.take_upgrade(old) is None  # taken once
+    assert credentials.take_upgrade(new) is None  # a current hash needs none
+
+
+@pytest.mark.parametrize("password, rule", [
+    ("a", "at least 8 characters"),
+    ("Short#1", "at least 8 characters"),
+    ("x" * 65, "at most 64 characters"),
+    ("pass.word#2026", "cannot contain a period"),
+    ("Tab\there#2026", "printable ASCII"),
+    ("Caf\u00e9#20266", "printable ASCII"),
+    ("OP010001#Main", "operator id"),
+    ("myop010001pw", "operator id"),
+    ("Or9990100!!", "ORI"),
+    ("password", "banned list"),
+    ("Password2026!", "banned list"),
+    ("Qwerty#123", "banned list"),
+    ("Letmein!!", "banned list"),
+    ("aaaaaaaa", "repeated or sequential"),
+    ("12345678", "repeated or sequential"),
+    ("87654321", "repeated or sequential"),
+    ("abcdefghij", "repeated or sequential"),
+    ("Ab1!Ab1!Ab1!", "repeated or sequential"),
+])
+def test_password_rules_name_the_rule(password, rule):
+    problem = credentials.password_problem(password, "OP010001", "OR9990100")
+    assert problem is not None and rule in problem, (password, problem)
+
+
+@pytest.mark.parametrize("password", ["LemsDemo#2026", "Correct horse battery staple", "Secret#1", "7tU!x9#q",
+                                      "a/b*c+d=e?f"])
+def test_password_rules_accept(password):
+    assert credentials.password_problem(password, "OP010001", "OR9990100") is None
+
+
+def test_home_banned_list_is_used():
+    assert credentials.password_problem("Riverside#9", "OP010001", "OR9990100") is None
+    assert "banned list" in credentials.password_problem("Riverside#9", "OP010001", "OR9990100",
+                                                         banned={"riverside"})
+
+
+def test_reused_checks_every_previous_hash():
+    hashes = [credentials.hash_password(f"Previous#{i}", n=FAST_N) for i in range(3)]
+    assert credentials.reused("Previous#2", hashes)
+    assert not credentials.reused("Brand#New#1", hashes)
 
 
 @pytest.mark.parametrize("stored", [

@@ -174,6 +174,40 @@ def test_unknown_operator_locks_the_same_way(running):
     assert replies[0] == ".20. SIGN-ON REJECTED" and "LOCKED" in replies[5]
 
 
+def test_another_agencys_operator_cannot_be_locked_from_here(running, monkeypatch):
+    """Issue 14 finding 6: six SONs naming OP020001 (OR9990200) from a terminal of OR9990100."""
+    checked = []
+    real = credentials.verify_password
+    monkeypatch.setattr(credentials, "verify_password", lambda pw, stored: checked.append(stored) or real(pw, stored))
+    c = running.client("T0100001").connect()
+    c.banner()
+    foreign = [c.sign_on("OR9990100", "OP020001", "x").text.split("\n")[0] for _ in range(6)]
+    unknown = [c.sign_on("OR9990100", "OP999999", "x").text.split("\n")[0] for _ in range(6)]
+    # The same words as for an unknown id, and the same lock after five (under a key of its own) ...
+    assert foreign == unknown
+    assert foreign[0] == ".20. SIGN-ON REJECTED" and "LOCKED" in foreign[5]
+    # ... checked against the dummy hash, as an unknown id is (same cost), never the operator's own ...
+    assert checked[:5] == [credentials.DUMMY_HASH] * 5
+    # ... and OP020001 itself is not locked: it signs on at its own agency.
+    assert "OP020001" not in running.call(running.switch.locked_operators)
+    running.signed_on("T0200001", "OR9990200", "OP020001")  # asserts SIGN-ON ACCEPTED
+    # A served agency's operator is another matter: the dispatch terminal may sign OP020001 on
+    # for OR9990200, and failures there do count against it.
+    d = running.client("T0300001").connect()
+    d.banner()
+    for _ in range(5):
+        assert code(d.sign_on("OR9990200", "OP020001", "x")) == ".20."
+    assert "OP020001" in running.call(running.switch.locked_operators)
+
+
+def test_interface_header_operator_is_folded_to_upper_case(running):
+    """Issue 14 finding 11 (PROTOCOL.md 2): "op010001" in an interface header is OP010001."""
+    c = running.client("IF010001").connect()
+    c.banner()
+    reply = c.request(QW.format(ori="OR9990100"), opr="op010001")
+    assert reply.cls == "R", reply
+
+
 def test_two_factor_operator(running, clock):
     c = running.client("T0100001").connect()
     c.banner()

@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 from twisted.internet import defer, reactor
 
 from lems.tools import replay
@@ -27,7 +28,11 @@ from lems.wire import capture as capture_mod
 from lems.wire import framing
 from lems.wire.headers import Output
 
-from conftest import in_reactor
+from lems.base import credentials
+from lems.base.conf import Settings
+from lems.tools import audit as audit_tool
+
+from conftest import PASSWORD, in_reactor
 
 CAPTURES = Path(__file__).parent / "captures"
 GOOD = CAPTURES / "demo-session.jsonl"
@@ -130,7 +135,7 @@ def test_entry_then_modify_uses_the_nic_the_switch_gave_out():
 
     target = ScriptedTarget(answer)
     report = in_reactor(replay.run_in_reactor, reactor, frames, target, speed=None, settle=0.05)
-    assert report["mismatched"] == 0, report["mismatches"]
+    assert report["mismatched"] == 0, [m["reason"] for m in report["mismatches"]]
     assert target.wires["T0100001"].sent[1] == "MW.OR9990100.NIC/W000000077.HGT/511"
 
 
@@ -208,8 +213,9 @@ def _target(running) -> Target:
 
 def test_good_capture_replays_clean(running):
     frames = list(capture_mod.read(GOOD))
-    report = in_reactor(replay.run_in_reactor, reactor, frames, _target(running), speed=None, settle=0.2)
-    assert report["mismatched"] == 0, report["mismatches"]
+    report = in_reactor(replay.run_in_reactor, reactor, frames, _target(running), speed=None, settle=0.2,
+                        credentials=replay.Credentials(default=PASSWORD))
+    assert report["mismatched"] == 0, [m["reason"] for m in report["mismatches"]]
     assert report["frames"] == sum(1 for f in frames if f["dir"] == "in")
     assert report["compared"] == sum(1 for f in frames if f["dir"] == "out")
     assert report["latency_ms"]["p99"] is not None
@@ -217,7 +223,8 @@ def test_good_capture_replays_clean(running):
 
 def test_wrong_capture_names_the_edited_line_and_the_changed_code(running):
     frames = list(capture_mod.read(WRONG))
-    report = in_reactor(replay.run_in_reactor, reactor, frames, _target(running), speed=None, settle=0.2)
+    report = in_reactor(replay.run_in_reactor, reactor, frames, _target(running), speed=None, settle=0.2,
+                        credentials=replay.Credentials(default=PASSWORD))
     found = {(m["ref"], m["kind"]): m["reason"] for m in report["mismatches"]}
     assert set(found) == {("A-0004", "different line"), ("A-0007", "different code")}
     assert "recorded 'VCO/RED', live 'VCO/BLU'" in found[("A-0004", "different line")]
@@ -227,16 +234,69 @@ def test_wrong_capture_names_the_edited_line_and_the_changed_code(running):
 def test_cli_exit_status_and_report(running, tmp_path):
     base = [sys.executable, "-m", "lems", "replay"]
     where = ["--home", str(running.home), "--host", "127.0.0.1", "--port", str(running.port)]
-    good = subprocess.run(base + [str(GOOD), *where, "--speed", "20"], capture_output=True, text=True, timeout=60)
+    good = subprocess.run(base + [str(GOOD), *where, "--speed", "20", "--password", PASSWORD],
+                          capture_output=True, text=True, timeout=60)
     assert good.returncode == 0, good.stdout + good.stderr
     assert "0 mismatched" in good.stdout and "latency ms p50" in good.stdout
     report_path = tmp_path / "report.json"
-    wrong = subprocess.run(base + [str(WRONG), *where, "--max", "--report", str(report_path)],
-                           capture_output=True, text=True, timeout=60)
+    credentials = tmp_path / "credentials"
+    credentials.write_text(f"# operator password\nOP010001 {PASSWORD}\nop020001 {PASSWORD}\n")
+    wrong = subprocess.run(base + [str(WRONG), *where, "--max", "--report", str(report_path),
+                                   "--credentials", str(credentials)], capture_output=True, text=True, timeout=60)
     assert wrong.returncode == 1, wrong.stdout + wrong.stderr
     assert "A-0007: different code" in wrong.stdout and "A-0004: different line" in wrong.stdout
     report = json.loads(report_path.read_text())
     assert report["mismatched"] == 2 and {m["ref"] for m in report["mismatches"]} == {"A-0004", "A-0007"}
+    assert PASSWORD not in report_path.read_text() and PASSWORD not in wrong.stdout + wrong.stderr
+    # No password given: refused before anything is sent, naming who needs what.
+    none = subprocess.run(base + [str(GOOD), *where, "--max"], capture_output=True, text=True, timeout=60)
+    assert none.returncode == 2
+    assert "OP010001 needs a password; OP020001 needs a password" in none.stderr and "--password" in none.stderr
+
+
+# -- sign-on secrets put back --------------------------------------------------------------------
+
+
+def test_credentials_fill_masked_sign_ons_only(tmp_path):
+    path = tmp_path / "credentials"
+    path.write_text("# who, password, TOTP secret\nOP010001 Pass#One1\nop010003 Pass#Three3 JBSWY3DPEHPK3PXP\n\n")
+    creds = replay.Credentials.load(str(path), default="Every#One1")
+    assert creds.fill("SON.OR9990100.OPR/OP010001.PWD/*") == "SON.OR9990100.OPR/OP010001.PWD/Pass#One1"
+    assert creds.fill("son.or9990100.pwd/*.opr/op020001") == "son.or9990100.PWD/Every#One1.opr/op020001"
+    at = 1_800_000_000.0
+    code = credentials.totp_now("JBSWY3DPEHPK3PXP", at)
+    assert creds.fill("SON.OR9990100.OPR/OP010003.PWD/*.OTP/*", now=lambda: at) == \
+        f"SON.OR9990100.OPR/OP010003.PWD/Pass#Three3.OTP/{code}"
+    # A sign-on recorded in clear (before masking) and other keys go as recorded.
+    for text in ("SON.OR9990100.OPR/OP010001.PWD/Recorded#1", "AM.OR9990100.OR9990200.TXT PWD/*"):
+        assert creds.fill(text) == text
+    assert creds.missing(["SON.OR9990100.OPR/OP010001.PWD/*.OTP/*", "SON.OR9990100.OPR/OP010003.PWD/*.OTP/*"]) \
+        == ["OP010001 needs a TOTP secret"]
+    assert replay.Credentials().missing(["SON.OR9990100.OPR/OP010001.PWD/*"]) == ["OP010001 needs a password"]
+
+
+@pytest.mark.parametrize("line", ["OP010001", "OP010001 a b c", "OP010003 Pass#3 not-base32!"])
+def test_a_bad_credentials_line_is_named(tmp_path, line):
+    path = tmp_path / "credentials"
+    path.write_text(f"OP010002 Fine#Pass2\n{line}\n")
+    with pytest.raises(ValueError, match=f"{path}:2:"):
+        replay.Credentials.load(str(path))
+
+
+def test_an_exported_journal_replays_with_the_password_given(running, tmp_path):
+    """The round trip: traffic journaled masked, exported, replayed with --credentials' password."""
+    c = running.signed_on("T0100001", "OR9990100", "OP010001")
+    assert c.request("QW.OR9990100.NAM/DOE, JOHN Q.DOB/19800101").cls == "R"
+    c.close()
+    out = tmp_path / "export.jsonl"
+    store = Settings.load(running.home).store_path
+    assert audit_tool.main(["export", "--out", str(out)], store) == 0
+    frames = list(capture_mod.read(out))
+    assert PASSWORD not in out.read_text()
+    assert any(f["text"] == "SON.OR9990100.OPR/OP010001.PWD/*" for f in frames)
+    report = in_reactor(replay.run_in_reactor, reactor, frames, _target(running), speed=None, settle=0.2,
+                        credentials=replay.Credentials({"OP010001": PASSWORD}))
+    assert report["mismatched"] == 0, [m["reason"] for m in report["mismatches"]]
 
 
 def test_bench_smoke():

@@ -15,6 +15,7 @@ import attrs
 import structlog
 
 from lems.admin.operations import Admin, AdminError
+from lems.wire import secrets
 
 log = structlog.get_logger("lems.admin.shell")
 
@@ -236,7 +237,8 @@ class Console:
                 filters[key] = value.lower() if key == "kind" else value
             else:
                 return Reply([f"usage: {COMMANDS['audit'].usage}"], ok=False)
-        records = self.admin.audit(limit=limit, **filters)
+        # Shown (and text-searched) masked: PWD/* and OTP/*, journals from before the masking too.
+        records = self.admin.audit(limit=limit, redact=secrets.mask, **filters)
         lines = [f"{r.seq:>7} {r.ts} {r.kind:<8} {r.terminal or '-':<8} {r.ori or '-':<9} {r.operator or '-':<10} "
                  f"{r.event or ' '.join(x for x in (r.cls, r.mke) if x) or '-'}"
                  f"{' ' + r.outcome if r.outcome else ''}  {_first_line(r.text)}".rstrip() for r in records]

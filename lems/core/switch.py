@@ -15,6 +15,7 @@ import datetime as dt
 import uuid
 from typing import Any, Callable, Optional, Sequence
 
+import attrs
 import structlog
 
 from lems.base import credentials
@@ -27,7 +28,7 @@ from lems.core.router import Router
 from lems.core.session import PendingSignOn, Session, Step
 from lems.store import Retention, Store
 from lems.traffic.delivery import QueueFull
-from lems.wire import framing
+from lems.wire import framing, secrets
 from lems.wire.codec import Codec
 from lems.wire.headers import INPUT_HEADER_LEN, Input
 from lems.wire.message import Message
@@ -35,9 +36,9 @@ from lems.wire.message import Message
 # Access refusals (PROTOCOL.md 5.6) are security events as well as replies.
 AUDITED_REFUSALS = frozenset({".21.", ".22.", ".23.", ".24.", ".25."})
 
-# Compared against when the operator id does not exist, so a rejected sign-on
-# costs the same either way and timing does not tell whether the id exists.
-_DUMMY_HASH = credentials.hash_password("no such operator")
+# Compared against when the operator id does not exist or is not of the ORI given, so a
+# rejected sign-on costs the same either way and timing does not tell whether the id exists.
+_DUMMY_HASH = credentials.DUMMY_HASH
 
 
 class Hub:
@@ -205,18 +206,19 @@ class Switch:
         if isinstance(event, framing.Overrun):
             self.audit("security", session, event="GARBAGE OVERRUN", outcome=".10.", text=event.reason)
             return [*session.refuse(Reject(".10.", event.reason)), *session.hang_up(event.reason)]
+        # Every text journaled or echoed here has its sign-on secrets masked (PROTOCOL.md 4 item 4).
         if isinstance(event, framing.FrameError):
-            original = event.original.decode("ascii")
+            original = secrets.mask(event.original.decode("ascii"))
             self.audit("in", session, outcome=event.code, text=original, nbytes=len(event.original))
             return session.refuse(Reject(event.code, event.reason, original))
         payload = event.payload
         if len(payload) < INPUT_HEADER_LEN:
-            text = payload.decode("ascii")
+            text = secrets.mask(payload.decode("ascii"))
             self.audit("in", session, outcome=".10.", text=text, nbytes=len(payload))
             return session.refuse(Reject(".10.", f"INPUT HEADER MUST BE {INPUT_HEADER_LEN} CHARACTERS", text))
         inp = Input.from_wire(payload)
         mke = self.peek_key(inp.text)
-        seq = self.audit("in", session, ref=inp.ref, mke=mke, text=inp.text, nbytes=len(payload))
+        seq = self.audit("in", session, ref=inp.ref, mke=mke, text=secrets.mask(inp.text), nbytes=len(payload))
         try:
             step = session.admit(mke)
             if step is None:
@@ -241,18 +243,26 @@ class Switch:
             operator = self.interface_operator(session, inp.opr) if step is Step.INTERFACE else session.operator
             return self.transact(session, inp, operator, seq)
         except Reject as reject:
-            reject.with_original(inp.text)
+            reject.original = secrets.mask(reject.original or inp.text)
             return session.refuse(reject, inp.ref)
 
     # -- sign-on (PROTOCOL.md 4) ---------------------------------------------------
 
     def _sign_on(self, session: Session, inp: Input) -> list[Action]:
+        # A period in a password would make the codec read the rest as fields and name them
+        # in its reason: refuse it first, naming only the field.
+        split = secrets.period_in_secret(inp.text)
+        if split is not None:
+            raise Reject(".12.", f"INVALID FIELD {split} - MUST NOT CONTAIN A PERIOD")
         msg = self.parse(inp.text)
         if msg.ori not in self.registry.oris_for(session.terminal):
             raise Reject(".21.", f"TERMINAL {session.terminal.id} MAY NOT SIGN ON FOR {msg.ori}")
         operator_id = msg.get("OPR", "")
         operator = self.registry.operators.get(operator_id)
-        stored = operator.password if operator is not None else _DUMMY_HASH
+        # An operator of another agency than the ORI given is checked like an unknown id:
+        # against the dummy hash, and (in sign_on) never counted against that operator.
+        mine = operator is not None and operator.ori == msg.ori
+        stored = operator.password if mine else _DUMMY_HASH
         token = session.begin_sign_on(PendingSignOn(inp.ref, msg.ori, operator_id, msg.get("OTP"), inp.text))
         return [CheckPassword(token, stored, msg.get("PWD", ""))]
 
@@ -264,10 +274,29 @@ class Switch:
         try:
             operator, lines = self.sign_on(session, pending.ori, pending.operator_id, password_ok, pending.otp)
         except Reject as reject:
-            reject.with_original(pending.raw[:pending.raw.find(".PWD/")] if ".PWD/" in pending.raw else "SON")
+            reject.with_original(secrets.mask(pending.raw))
             return session.refuse(reject, pending.ref)
-        session.signed_on(operator)
+        session.signed_on(self._rehashed(session, operator))
         return [session.emit("R", "\n".join(lines), pending.ref)]
+
+    def _rehashed(self, session: Session, operator: Operator) -> Operator:
+        """After a good sign-on: a hash below today's cost is replaced in the registry by the one
+        the password check made (in its worker thread) at today's cost."""
+        upgraded = credentials.take_upgrade(operator.password)
+        if upgraded is None:
+            return operator
+        current = self.registry.operators.get(operator.id)
+        if current is None or current.password != operator.password:
+            return operator  # changed meanwhile: the new entry wins
+        new = attrs.evolve(operator, password=upgraded)
+        try:
+            self.registry = self.registry.with_operator(new)
+        except (OSError, RegistryError) as exc:  # the old hash still works; the next sign-on tries again
+            self.log.warning("password rehash not saved", operator=operator.id, error=str(exc))
+            return operator
+        self.audit("security", session, event="PASSWORD REHASHED", operator=operator.id,
+                   text=f"SCRYPT N={credentials.SCRYPT_N}")
+        return new
 
     def _sign_off(self, session: Session, inp: Input) -> list[Action]:
         msg = self.parse(inp.text)
@@ -282,27 +311,35 @@ class Switch:
         now = self.clock.now()
         operator = self.registry.operators.get(operator_id)
         rules = self.settings.session
-        state = self._operator_state(operator_id)
+        # Failures count against an operator only when the sign-on named the operator's own
+        # agency.  Any other pairing (an unknown id, or another agency's operator) counts
+        # under a key of its own, "<id>@<ORI>", so it locks the same way after the same
+        # number of tries (the words never say whether the id exists) but locks nobody real.
+        mine = operator is not None and operator.ori == ori
+        key = operator_id if mine else f"{operator_id}@{ori}"
+        state = self._operator_state(key)
         window = rules.failed_window_minutes * 60
         failures = [t for t in state["failures"] if now.timestamp() - t < window]
         if state["locked"]:
             self.audit("security", session, event="SIGN-ON REFUSED, OPERATOR LOCKED", operator=operator_id,
-                       outcome=".20.")
+                       outcome=".20.", text=None if mine else f"COUNTED AS {key}")
             raise Reject(".20.", "SIGN-ON REJECTED - OPERATOR LOCKED, CONTACT THE CONTROL TERMINAL AGENCY")
-        ok = (operator is not None and password_ok and operator.ori == ori and operator.status == "active"
+        ok = (mine and password_ok and operator.status == "active"
               and (not operator.totp or (otp is not None
                                          and credentials.verify_totp(operator.totp, otp, now.timestamp()))))
         if not ok:
             failures.append(now.timestamp())
             locked = len(failures) >= rules.failed_signons
-            self._save_operator_state(operator_id, failures, locked)
-            self.audit("security", session, event="SIGN-ON FAILED", operator=operator_id, outcome=".20.")
+            self._save_operator_state(key, failures, locked)
+            self.audit("security", session, event="SIGN-ON FAILED", operator=operator_id, outcome=".20.",
+                       text=None if mine else f"COUNTED AS {key}")
             if locked:
-                self.audit("security", session, event="OPERATOR LOCKED", operator=operator_id, outcome=".20.")
-                self.log.warning("operator locked", operator=operator_id, terminal=session.terminal.id)
+                self.audit("security", session, event="OPERATOR LOCKED", operator=operator_id, outcome=".20.",
+                           text=None if mine else f"COUNTED AS {key}")
+                self.log.warning("operator locked", operator=key, terminal=session.terminal.id)
             # The same words whether the id exists, the password was wrong or the OTP was.
             raise Reject(".20.", "SIGN-ON REJECTED")
-        self._save_operator_state(operator_id, [], False)
+        self._save_operator_state(key, [], False)
         self.audit("security", session, event="SIGN-ON", operator=operator_id, outcome="OK")
         lines = [f"SIGN-ON ACCEPTED {operator.id} {ori} TERMINAL {session.terminal.id}"]
         lines += self.policy.signon_warnings(self.registry.agencies[operator.ori], operator)
@@ -339,7 +376,9 @@ class Switch:
         return [r[0] for r in self.store.conn.execute("SELECT operator FROM operator_state WHERE locked = 1")]
 
     def interface_operator(self, session: Session, operator_id: str) -> Operator:
-        """An interface terminal names the operator in each input header (PROTOCOL.md 4.8)."""
+        """An interface terminal names the operator in each input header (PROTOCOL.md 4.8),
+        in any case (folded like the text, PROTOCOL.md 2)."""
+        operator_id = operator_id.strip().upper()
         if not operator_id:
             raise Reject(".20.", "INTERFACE INPUT MUST NAME THE OPERATOR IN THE HEADER")
         operator = self.registry.operators.get(operator_id)
@@ -367,7 +406,7 @@ class Switch:
                               self.hub, session.id, seq)
             outcome = self.router.route(txn)
         except Reject as reject:
-            reject.with_original(inp.text)
+            reject.original = secrets.mask(reject.original or inp.text)
             if reject.code in AUDITED_REFUSALS:
                 self.audit("security", session, event="REFUSED", ref=inp.ref, mke=self.peek_key(inp.text),
                            outcome=reject.code, text=reject.reason, operator=operator.id)

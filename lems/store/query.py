@@ -2,6 +2,14 @@
 
 Read-only: these run on the switch's connection (the console) or on a read-only
 one while the switch runs (``lems audit``).
+
+What is shown is not always what is stored.  A caller that shows or exports
+the journal passes ``redact`` (``lems.wire.secrets.mask``, which this layer
+cannot import): every text that carries a terminal's input (``in`` records and
+``E`` frames, whose echo repeats the input) is shown through it, and ``search``'s text filter
+matches the redacted text, so a journal written before sign-on secrets were
+masked shows ``PWD/*`` and cannot be searched for a password either.  The rows
+themselves are never rewritten (the hash chain vouches for them as written).
 """
 
 from __future__ import annotations
@@ -9,7 +17,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import sqlite3
-from typing import IO, Any, Iterator, Optional, Union
+from typing import IO, Any, Callable, Iterator, Optional, Union
 
 import attrs
 
@@ -17,6 +25,13 @@ from lems.base.clock import UTC, stamp
 from lems.store.chain import DISSEMINATION, JOURNAL
 
 When = Union[_dt.datetime, _dt.date, str, None]
+Redact = Callable[[Optional[str]], Optional[str]]
+
+
+def _input_bearing(kind: str, cls: Optional[str]) -> bool:
+    """Records whose text holds what a terminal sent: the input itself, or an error echo of it.
+    (Not the banner, which documents ``PWD/<PASSWORD>`` and is not a secret.)"""
+    return kind == "in" or cls == "E"
 
 
 @attrs.frozen
@@ -141,20 +156,35 @@ def _where(since: When, until: When, filters: dict[str, Optional[str]], text: Op
 
 def search(conn: sqlite3.Connection, since: When = None, until: When = None, ori: Optional[str] = None,
            terminal: Optional[str] = None, operator: Optional[str] = None, mke: Optional[str] = None,
-           text: Optional[str] = None, kind: Optional[str] = None, limit: int = 100) -> list[Record]:
+           text: Optional[str] = None, kind: Optional[str] = None, limit: int = 100,
+           redact: Optional[Redact] = None) -> list[Record]:
     """The newest ``limit`` matching records, oldest first.
 
     ORI, terminal, operator and key each have an index led by that column and
     followed by the time, so a filtered search reads only its own records; the
     text filter (a case-insensitive substring) only narrows what those select.
+    With ``redact``, each record's text is the redacted text, and the text filter
+    must match that too (the rows the SQL finds are checked again).
     """
     upper = {"ori": ori, "terminal": terminal, "operator": operator, "mke": mke}
     filters = {k: v.upper() if v else None for k, v in upper.items()}
     filters["kind"] = kind
     where, params = _where(since, until, filters, text)
-    rows = conn.execute(f"SELECT {', '.join(Record.COLUMNS)} FROM journal{where} "
-                        "ORDER BY ts DESC, seq DESC LIMIT ?", (*params, int(limit))).fetchall()
-    return [Record.from_row(row) for row in reversed(rows)]
+    sql = f"SELECT {', '.join(Record.COLUMNS)} FROM journal{where} ORDER BY ts DESC, seq DESC"
+    if redact is None:
+        rows = conn.execute(sql + " LIMIT ?", (*params, int(limit))).fetchall()
+        return [Record.from_row(row) for row in reversed(rows)]
+    found: list[Record] = []
+    wanted = text.lower() if text else None
+    for row in conn.execute(sql, params):
+        if len(found) >= int(limit):
+            break
+        record = Record.from_row(row)
+        shown = redact(record.text) if _input_bearing(record.kind, record.cls) else record.text
+        if wanted is not None and wanted not in (shown or "").lower():
+            continue
+        found.append(record if shown == record.text else attrs.evolve(record, text=shown))
+    return found[::-1]
 
 
 def search_disseminations(conn: sqlite3.Connection, since: When = None, until: When = None,
@@ -168,8 +198,10 @@ def search_disseminations(conn: sqlite3.Connection, since: When = None, until: W
     return [Dissemination.from_row(row) for row in reversed(rows)]
 
 
-def frames(conn: sqlite3.Connection, since: When = None, until: When = None) -> Iterator[dict[str, Any]]:
-    """``in`` and ``out`` records in switch order as replay capture objects (PROTOCOL.md 7).
+def frames(conn: sqlite3.Connection, since: When = None, until: When = None,
+           redact: Optional[Redact] = None) -> Iterator[dict[str, Any]]:
+    """``in`` and ``out`` records in switch order as replay capture objects (PROTOCOL.md 7),
+    each text through ``redact`` when it is given.
 
     ``t`` counts from the first exported frame, in hundredths like the stamps, and
     never goes back (a clock stepped backwards would otherwise make a negative pause).
@@ -185,13 +217,15 @@ def frames(conn: sqlite3.Connection, since: When = None, until: When = None) -> 
             first = moment
         last_t = max(last_t, round((moment - first).total_seconds(), 2))
         yield {"t": last_t, "terminal": terminal, "dir": kind, "ref": ref or "",
-               "cls": cls if kind == "out" else None, "text": text or ""}
+               "cls": cls if kind == "out" else None,
+               "text": (redact(text) if redact and _input_bearing(kind, cls) else text) or ""}
 
 
-def export(conn: sqlite3.Connection, out_file: IO[str], since: When = None, until: When = None) -> int:
-    """Write ``frames`` as JSON Lines to ``out_file``; returns how many were written."""
+def export(conn: sqlite3.Connection, out_file: IO[str], since: When = None, until: When = None,
+           redact: Optional[Redact] = None) -> int:
+    """Write ``frames`` (through ``redact``) as JSON Lines to ``out_file``; returns how many were written."""
     count = 0
-    for frame in frames(conn, since, until):
+    for frame in frames(conn, since, until, redact):
         out_file.write(json.dumps(frame, ensure_ascii=True) + "\n")
         count += 1
     return count

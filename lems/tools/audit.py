@@ -37,6 +37,14 @@ def _journal():
     return journal
 
 
+def _redact():
+    """What every shown or exported text goes through: sign-on secrets written PWD/* and OTP/*,
+    journals from before the masking included."""
+    from lems.wire.secrets import mask
+
+    return mask
+
+
 def _when(text: str) -> object:
     try:
         return _journal().parse_when(text)
@@ -155,7 +163,8 @@ def _short(text: Optional[str], full: bool) -> str:
 
 def cmd_search(conn: sqlite3.Connection, args: argparse.Namespace) -> int:
     records = _journal().search(conn, since=args.since, until=args.until, ori=args.ori, terminal=args.terminal,
-                             operator=args.operator, mke=args.mke, text=args.text, kind=args.kind, limit=args.limit)
+                             operator=args.operator, mke=args.mke, text=args.text, kind=args.kind, limit=args.limit,
+                             redact=_redact())
     print(f"{'SEQ':>8} {'TIME (UTC)':<22} {'KIND':<8} {'TERMINAL':<8} {'ORI':<9} {'OPERATOR':<8} C "
           f"{'KEY/EVENT':<16} {'OUTCOME':<7} {'REF':<10} TEXT")
     for r in records:
@@ -174,9 +183,9 @@ def cmd_search(conn: sqlite3.Connection, args: argparse.Namespace) -> int:
 def cmd_export(conn: sqlite3.Connection, args: argparse.Namespace) -> int:
     if args.out:
         with open(args.out, "w", encoding="ascii", newline="\n") as out_file:
-            count = _journal().export(conn, out_file, since=args.since, until=args.until)
+            count = _journal().export(conn, out_file, since=args.since, until=args.until, redact=_redact())
     else:
-        count = _journal().export(conn, sys.stdout, since=args.since, until=args.until)
+        count = _journal().export(conn, sys.stdout, since=args.since, until=args.until, redact=_redact())
     print(f"{count} frames exported", file=sys.stderr)
     return EXIT_OK
 

@@ -24,7 +24,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     q.add_argument("--ack", action="store_true", help="the terminal acknowledges U and S frames")
 
     q = _one_action(subparsers, "operator", "operator registry",
-                    "add", "register an operator (certified and background-checked today)", operator_add, "operator")
+                    "add", "register an operator (certified and background-checked today), or give one a new "
+                    "password; the password rules are docs/SECURITY.md's", operator_add, "operator")
     q.add_argument("--ori", required=True)
     q.add_argument("--level", required=True, choices=LEVELS)
     q.add_argument("--password", required=True)
@@ -149,6 +150,7 @@ def terminal_add(args: argparse.Namespace) -> int:
 
 
 def operator_add(args: argparse.Namespace) -> int:
+    """Register an operator, or give a registered one a new password (docs/SECURITY.md's rules)."""
     import datetime as dt
 
     from lems.base import credentials
@@ -156,8 +158,16 @@ def operator_add(args: argparse.Namespace) -> int:
 
     registry, _ = _registry_and_pki(args)
     oid = args.operator.upper()
-    if "." in args.password:
-        return fail("a password cannot contain a period (it separates fields)")
+    problem = credentials.password_problem(args.password, oid, args.ori.upper(), _banned(registry.directory))
+    if problem is not None:
+        return fail(f"password refused: {problem}")
+    history_path = registry.directory.parent / "var" / HISTORY_FILE
+    history = _history(history_path)
+    old = registry.operators.get(oid)
+    previous = ([old.password] if old is not None else []) + history.get(oid, [])
+    if credentials.reused(args.password, previous[:credentials.HISTORY]):
+        return fail(f"password refused: a password is none of the operator's previous "
+                    f"{credentials.HISTORY} passwords")
     today = dt.date.today()
     try:
         operator = Operator.from_dict({
@@ -167,6 +177,47 @@ def operator_add(args: argparse.Namespace) -> int:
         registry.with_operator(operator)
     except RegistryError as exc:
         return fail(str(exc))
-    _announce(args, f"OPERATOR {oid} ADDED")
+    if old is not None:
+        history[oid] = previous[:credentials.HISTORY]
+        _save_history(history_path, history)
+    _announce(args, f"OPERATOR {oid} {'CHANGED' if old is not None else 'ADDED'}")
     print(f"registered operator {oid} ({operator.ori} {operator.level}), certified and background-checked today")
     return EXIT_OK
+
+
+# The hashes of operators' previous passwords (for the reuse rule), kept beside the store.
+HISTORY_FILE = "password-history.json"
+
+
+def _history(path) -> dict[str, list[str]]:
+    import json
+
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    return {str(k): [str(h) for h in v] for k, v in raw.items()} if isinstance(raw, dict) else {}
+
+
+def _save_history(path, history: dict[str, list[str]]) -> None:
+    """Owner-only (hashes are still secrets to guard), replaced whole."""
+    import json
+    import os
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        json.dump(history, f, indent=1, sort_keys=True)
+        f.write("\n")
+    os.replace(tmp, path)
+
+
+def _banned(registry_dir) -> frozenset[str]:
+    """The home's own banned passwords (conf/banned-passwords.txt, one a line, # comments), lower case."""
+    path = registry_dir.parent / "conf" / "banned-passwords.txt"
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        return frozenset()
+    return frozenset(line.strip().lower() for line in lines if line.strip() and not line.lstrip().startswith("#"))

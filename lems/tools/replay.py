@@ -2,6 +2,7 @@
 
     lems replay FILE [--home DIR | --host H --port N --ca CA --cert-dir DIR]
                      [--speed N | --max] [--report FILE] [--framing stx|length]
+                     [--password PW] [--credentials FILE]
 
 One mutual-TLS connection per terminal in the capture (certificate
 ``<cert-dir>/<TERMINAL>.crt`` and ``.key``), all on one Twisted reactor.
@@ -25,6 +26,17 @@ NIC are sent with the live one, and later replies must show the same pair.
 Entry dates (``DTE/``) on records entered during the capture, the times, dates
 and sequence numbers in the three-line Nlets reply header, and the warning
 lines of ``SIGN-ON ACCEPTED`` (they depend on today's date) are not compared.
+
+Secrets.  Captures and journal exports hold sign-ons as ``PWD/*`` and
+``OTP/*`` (PROTOCOL.md 4 item 4).  Each such ``SON`` is sent with the password
+of its operator from ``--credentials FILE`` (lines ``OPERATOR PASSWORD
+[TOTP-SECRET]``, ``#`` comments), else ``--password PW``; an ``OTP/*`` is sent
+as the code of the operator's TOTP secret from the file at the moment it is
+sent (a recorded code cannot be replayed: it was good for 30 seconds).  A
+capture that needs a password or secret nobody gave is refused before anything
+is sent, naming the operators.  A ``SON`` recorded in clear (a capture from
+before masking) is sent as recorded.  The report and the summary show inputs as
+recorded, masked.
 
 Everything else is: each mismatch says why (missing reply, unexpected reply,
 different class, different code, different line with both lines, different
@@ -50,6 +62,7 @@ from lems.tools.latency import latency_line, percentiles
 from lems.wire import capture as capture_mod
 from lems.wire import framing
 from lems.wire.headers import Output
+from lems.wire.secrets import MASKED
 
 if TYPE_CHECKING:
     from twisted.internet import defer
@@ -154,6 +167,84 @@ def _first(text: str) -> str:
     return text.split("\n", 1)[0]
 
 
+# -- sign-on secrets ------------------------------------------------------------------------------
+
+_SON = re.compile(r"^\s*SON\s*(?:\.|$)", re.IGNORECASE)
+_OPR = re.compile(r"(?:^|\.)\s*OPR\s*/([^.]*)", re.IGNORECASE)
+_MASKED = {code: re.compile(rf"(?:^|(?<=\.))\s*{code}\s*/{re.escape(MASKED)}(?=\.|$)", re.IGNORECASE)
+           for code in ("PWD", "OTP")}
+
+
+class CredentialsError(ValueError):
+    """A credentials file line that is not ``OPERATOR PASSWORD [TOTP-SECRET]``, or a secret nobody gave."""
+
+
+@attrs.frozen
+class Credentials:
+    """What the replay signs operators on with: per operator from a file, else one password."""
+
+    passwords: dict[str, str] = attrs.Factory(dict)
+    totp: dict[str, str] = attrs.Factory(dict)
+    default: Optional[str] = None
+
+    @classmethod
+    def load(cls, path: Optional[str], default: Optional[str] = None) -> "Credentials":
+        passwords: dict[str, str] = {}
+        totp: dict[str, str] = {}
+        if path:
+            with open(path, encoding="utf-8") as lines:
+                for number, line in enumerate(lines, 1):
+                    words = line.split()
+                    if not words or words[0].startswith("#"):
+                        continue
+                    if len(words) not in (2, 3):
+                        raise CredentialsError(f"{path}:{number}: a line is OPERATOR PASSWORD [TOTP-SECRET]")
+                    passwords[words[0].upper()] = words[1]
+                    if len(words) == 3:
+                        from lems.base.credentials import decode_secret
+
+                        try:
+                            decode_secret(words[2])
+                        except ValueError as exc:
+                            raise CredentialsError(f"{path}:{number}: {exc}") from None
+                        totp[words[0].upper()] = words[2]
+        return cls(passwords, totp, default)
+
+    @staticmethod
+    def needs(text: str) -> tuple[str, bool, bool]:
+        """(operator, password masked, code masked) of a recorded input; ("", False, False) if none."""
+        if not _SON.match(text):
+            return "", False, False
+        opr = _OPR.search(text)
+        operator = opr.group(1).strip().upper() if opr else ""
+        return operator, bool(_MASKED["PWD"].search(text)), bool(_MASKED["OTP"].search(text))
+
+    def missing(self, texts: list[str]) -> list[str]:
+        """What the capture needs that was not given, one phrase per operator."""
+        wanted: dict[str, set[str]] = collections.defaultdict(set)
+        for text in texts:
+            operator, pwd, otp = self.needs(text)
+            if pwd and operator not in self.passwords and self.default is None:
+                wanted[operator].add("a password")
+            if otp and operator not in self.totp:
+                wanted[operator].add("a TOTP secret")
+        return [f"{op or '(no OPR)'} needs {' and '.join(sorted(what))}" for op, what in sorted(wanted.items())]
+
+    def fill(self, text: str, now: Callable[[], float] = time.time) -> str:
+        """The recorded text with ``PWD/*`` and ``OTP/*`` put back (anything else as it is)."""
+        operator, pwd, otp = self.needs(text)
+        if pwd:
+            password = self.passwords.get(operator, self.default)
+            if password is not None:
+                text = _MASKED["PWD"].sub(lambda _: f"PWD/{password}", text)
+        if otp and operator in self.totp:
+            from lems.base.credentials import totp_now  # cryptography: only when a code is needed
+
+            code = totp_now(self.totp[operator], now())
+            text = _MASKED["OTP"].sub(lambda _: f"OTP/{code}", text)
+        return text
+
+
 # -- the replay ----------------------------------------------------------------------------------
 
 
@@ -197,8 +288,10 @@ class Step:
 
 class Replay:
     def __init__(self, frames: list[dict[str, Any]], target: Target, speed: Optional[float] = 1.0,
-                 timeout: float = 10.0, settle: float = 1.0, progress: Optional[Any] = None) -> None:
+                 timeout: float = 10.0, settle: float = 1.0, progress: Optional[Any] = None,
+                 credentials: Optional[Credentials] = None) -> None:
         self.target = target
+        self.credentials = credentials or Credentials()
         self.speed = speed  # None: as fast as the dependencies allow (--max)
         self.timeout = timeout
         self.settle = settle
@@ -333,7 +426,8 @@ class Replay:
                 continue
             self.outstanding[(step.terminal, step.ref)].append(step)
             step.sent_at = now()
-            wire.send(step.ref, step.sent_text)
+            # sent_text (what the report shows) stays masked; the wire gets the secrets.
+            wire.send(step.ref, self.credentials.fill(step.sent_text))
             if step.expected is not None:
                 step.timer = reactor.callLater(self.timeout, self._expire, step)
             else:
@@ -434,6 +528,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--settle", type=float, default=1.0,
                    help="seconds to wait for unsolicited frames after the last reply (default 1)")
     p.add_argument("--quiet", action="store_true", help="no progress line")
+    p.add_argument("--password", help="password for every masked sign-on (PWD/*) not in --credentials")
+    p.add_argument("--credentials", metavar="FILE",
+                   help="lines OPERATOR PASSWORD [TOTP-SECRET]: each operator's password (and TOTP secret for OTP/*)")
     p.set_defaults(func=run)
 
 
@@ -452,6 +549,12 @@ def run(args: argparse.Namespace) -> int:
         return fail("--speed must be positive", prog="lems replay")
     try:
         frames = list(capture_mod.read(args.file))
+        secrets = Credentials.load(args.credentials, args.password)
+        missing = secrets.missing([f["text"] for f in frames if f["dir"] == "in"])
+        if missing:
+            raise CredentialsError(f"{args.file} signs on with masked secrets (PWD/*, OTP/*): "
+                                   f"{'; '.join(missing)}; give --password PW or --credentials FILE "
+                                   "(lines OPERATOR PASSWORD [TOTP-SECRET])")
         target = target_from_args(args)
     except (OSError, ValueError) as exc:
         return fail(str(exc), prog="lems replay")
@@ -461,7 +564,8 @@ def run(args: argparse.Namespace) -> int:
 
     def start() -> None:
         d = run_in_reactor(reactor, frames, target, speed=None if args.max else args.speed,
-                           timeout=args.timeout, settle=args.settle, progress=None if args.quiet else sys.stderr)
+                           timeout=args.timeout, settle=args.settle, progress=None if args.quiet else sys.stderr,
+                           credentials=secrets)
         d.addCallbacks(lambda r: outcome.update(report=r), lambda f: outcome.update(error=f))
         d.addBoth(lambda _: reactor.callLater(0.05, reactor.stop))  # let the closes go out
 

@@ -8,8 +8,10 @@ writes it; lines are kept in memory and written once per reactor turn (when the
 outbox flushes), so a busy turn costs one ``write`` and not one per frame.
 ``read`` loads a capture back for ``lems replay``, checking every line.
 
-A capture holds what the terminals sent, sign-on passwords included (replay
-signs the operators on again with them): treat it like the audit journal.
+A capture never holds a sign-on password or one-time code: every input is
+written through ``lems.wire.secrets.mask`` (``PWD/*``, ``OTP/*``), and ``lems
+replay`` puts the passwords back from ``--password`` or ``--credentials``.  It is
+still a record of the traffic: treat it like the audit journal.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from pathlib import Path
 from typing import IO, Any, Callable, Iterable, Iterator, Optional
 
 from lems.wire import framing
+from lems.wire.secrets import mask
 from lems.wire.headers import CLASSES, INPUT_HEADER_LEN, Input, Output
 
 DIRECTIONS = ("in", "out")
@@ -59,9 +62,9 @@ class Capture:
                 payload = event.payload
                 if len(payload) >= INPUT_HEADER_LEN:
                     inp = Input.from_wire(payload)
-                    self._add(terminal, "in", inp.ref, None, inp.text)
+                    self._add(terminal, "in", inp.ref, None, mask(inp.text))
                 else:  # too short for a header: the switch answers .10. with a blank REF
-                    self._add(terminal, "in", "", None, payload.decode("ascii"))
+                    self._add(terminal, "in", "", None, mask(payload.decode("ascii")))
 
     def outbound(self, terminal: str, payload: bytes) -> None:
         """One output payload (32-byte header + text) as the outbox writes it."""
