@@ -6,7 +6,9 @@ agency with no terminal connected (each is queued, and the sender is told so),
 and one has an urgent hit confirmation open.  The process is killed with
 SIGKILL while they are sending.  Then:
 
-* ``lems audit verify`` passes on the journal the killed process left;
+* ``lems audit verify`` passes on the journal the killed process left, its
+  signed head file included (written before each COMMIT, so a kill on either
+  side of one leaves the database in a state the file names);
 * the switch restarts in this process on the same home, with a FakeClock set
   to the wall clock, and every entry whose sender got its ``NIC/`` reply is
   found by an inquiry, NICs are never given twice, and a new entry gets a
@@ -136,6 +138,8 @@ def test_sigkill_mid_load_loses_nothing_acknowledged(home, killed):
     verify = subprocess.run([sys.executable, "-m", "lems", "audit", "--home", str(home), "verify"],
                             env=env, capture_output=True, text=True, timeout=120)
     assert verify.returncode == 0, verify.stdout + verify.stderr
+    # and the signed head file the killed process left was compared, not skipped (SECURITY.md)
+    assert "signed head file " in verify.stdout and ": matches (written " in verify.stdout, verify.stdout
 
     clock = FakeClock(current=dt.datetime.now(UTC))
     restarted = Running(home, clock)

@@ -157,6 +157,12 @@ CREATE TABLE retention_run (
 );
 """
 
+# The time stamp of the record a retention anchor names (the last one pruned), so that
+# ``verify`` can tell an anchor younger than the retention allows (lems.store.integrity).
+ANCHOR_STAMPED = """
+ALTER TABLE journal_anchor ADD COLUMN stamped TEXT;  -- UTC CCYYMMDDhhmmssff; NULL for anchors made before
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     ("0001_core", CORE),
     ("0002_journal", JOURNAL),
@@ -164,6 +170,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     ("0004_hit_confirmation", HIT_CONFIRMATION),
     ("0005_entered_records", ENTERED_RECORDS),
     ("0006_retention_run", RETENTION_RUN),
+    ("0007_anchor_stamped", ANCHOR_STAMPED),
 )
 
 RENAMED = {
