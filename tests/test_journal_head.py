@@ -205,3 +205,22 @@ def test_a_verify_inside_the_writers_transaction_does_not_compare(tmp_path):
     assert result.ok and result.head_note.startswith("head file not compared")
     store.commit()
     assert verify(store.conn).head_note.startswith("signed head file ")
+
+
+def test_a_verify_that_races_the_running_switch_accepts_what_it_wrote_meanwhile(tmp_path):
+    """verify reads the head file before and after its snapshot: a database that moved on between
+    the two is the switch's own work, not a tampered one; outside that window the rule is exact."""
+    store, j, _, path = switch_store(tmp_path, ages=(3, 2, 1))
+    states = []
+    for _ in range(4):
+        store.write()
+        j.append("in", text="LOAD")
+        store.commit()
+        states.append(head_mod.state(store.conn))
+    s1, s2, s3, s4 = states
+    before, after = head_mod.Head(s1, s2, "t1"), head_mod.Head(s3, s4, "t2")
+    assert head_mod.compare(s3, before, after) is None
+    assert head_mod.compare(s3, before).reason == "not in head"
+    cut = {**s1, "journal": [s1["journal"][0] - 1, "0" * 64]}
+    assert head_mod.compare(cut, before, after).reason == "cut tail"
+    store.close()

@@ -66,14 +66,15 @@ class Store:
     def _open_head(self, path: Path) -> None:
         """Check the journal against its head file (made, with the key, when the home has none)."""
         key = head_mod.ensure_key(path)
-        now = head_mod.state(self.conn)
         try:
-            previous = head_mod.read(path)
+            previous = head_mod.read(path)  # before the database, then again after it (as verify does)
+            now = head_mod.state(self.conn)
+            again = head_mod.read(path) if previous is not None else None
         except head_mod.HeadError as exc:
             self.conn.close()
             raise HeadMismatchError(f"{exc}; run `lems audit verify`") from None
         if previous is not None:
-            problem = head_mod.compare(now, previous)
+            problem = head_mod.compare(now, previous, again)
             if problem is not None:
                 self.conn.close()
                 raise HeadMismatchError(
