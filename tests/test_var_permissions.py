@@ -98,3 +98,24 @@ def test_serve_tightens_an_open_var_in_one_line(demo_template, tmp_path, capsys)
     serve._owner_only(home, None)  # nothing left to say
     assert capsys.readouterr().out == ""
     assert tighten(var) == []
+
+
+def test_lems_serve_tightens_an_open_home_at_start_and_its_store_stays_owner_only(home):
+    import signal
+
+    from conftest import serve_process
+
+    var = home / "var"
+    for path in [var, *var.rglob("*")]:
+        os.chmod(path, 0o755 if path.is_dir() else 0o644)
+    proc, _port = serve_process(home)
+    try:
+        said = [line for line in proc.lines if line.startswith("var/ was readable by others: ")]
+        assert len(said) == 1, proc.lines
+        assert mode(var) == 0o700
+        for name in ("lems.sqlite", "lems.sqlite-wal", "lems.sqlite-shm", "lems.sqlite-head", "journal_ed25519"):
+            assert mode(var / name) == 0o600, name
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+    assert_owner_only(var)
