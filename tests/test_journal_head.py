@@ -8,6 +8,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from test_retention import store_with_history
 
 from lems.base.clock import UTC, FakeClock, stamp
 from lems.store import Store
@@ -17,23 +18,13 @@ from lems.store.retention import Retention
 from lems.store.sqlite import HeadMismatchError
 from lems.tools import audit
 
-DAY = 86400
 
 
 def switch_store(tmp_path: Path, ages=(500, 400, 30, 20, 10), clock: FakeClock | None = None):
-    """A store as the switch writes it: one commit per record, one record per age in days."""
+    """A store as the switch writes it (a file store with its head file): one commit per age in days."""
     clock = clock or FakeClock(dt.datetime(2027, 6, 1, 12, 0, tzinfo=UTC))
-    today = clock.now()
     path = tmp_path / "var" / "lems.sqlite"
-    store = Store.open(path)
-    j = Journal(store.conn, clock)
-    for age in ages:
-        clock.current = today - dt.timedelta(days=age)
-        store.write()
-        j.append("in", terminal="T0100001", ori="OR9990100", mke="QH", text=f"{age} DAYS OLD")
-        j.disseminate("OP010001", "OR9990100", "T0100001", "QH", "DET", "C", f"AGE {age}")
-        store.commit()
-    clock.current = today
+    store, j = store_with_history(clock, list(ages), path)
     return store, j, clock, path
 
 
