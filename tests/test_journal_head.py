@@ -215,3 +215,25 @@ def test_a_verify_that_races_the_running_switch_accepts_what_it_wrote_meanwhile(
     cut = {**s1, "journal": [s1["journal"][0] - 1, "0" * 64]}
     assert head_mod.compare(cut, before, after).reason == "cut tail"
     store.close()
+
+
+def test_a_store_from_before_the_anchor_stamp_migrates_and_its_old_anchor_is_judged_by_its_cutoff(tmp_path, capsys):
+    from lems.store.schema import MIGRATIONS
+
+    clock = FakeClock(dt.datetime(2027, 6, 1, 12, 0, tzinfo=UTC))
+    path = tmp_path / "var" / "lems.sqlite"
+    old = Store.open(path, migrations=[m for m in MIGRATIONS if m[0] != "0007_anchor_stamped"])
+    j = Journal(old.conn, clock)
+    for age in (500, 10):
+        clock.current = dt.datetime(2027, 6, 1, 12, 0, tzinfo=UTC) - dt.timedelta(days=age)
+        old.write()
+        j.append("in", text=f"{age} DAYS OLD")
+        old.commit()
+    clock.current = dt.datetime(2027, 6, 1, 12, 0, tzinfo=UTC)
+    assert Retention(old, 365, clock, journal=j).tick(clock.now()) == 1  # an anchor without its stamp
+    old.close()
+    store = Store.open(path)  # applies 0007
+    assert store.conn.execute("SELECT seq, stamped FROM journal_anchor").fetchall() == [(1, None)]
+    store.close()
+    code, out = verify_out(path, capsys)
+    assert code == 0 and out[0] == "OK 2 records" and "matches" in out[3]

@@ -129,15 +129,17 @@ class Store:
                                       "ON CONFLICT(terminal) DO UPDATE SET osn = excluded.osn",
                                       [(t, self._osn[t]) for t in self._osn_dirty])
                 self._osn_dirty.clear()
-            self._pending = False
             if self._head is None:
+                self._pending = False
                 self.conn.execute("COMMIT")
                 return
             # The head file first, naming both states: a crash on either side of the COMMIT
-            # leaves the database in one of them.
+            # leaves the database in one of them.  A head that cannot be written (disk full)
+            # leaves the turn uncommitted and pending, as a failed COMMIT would.
             new = head_mod.state(self.conn)
             if new != self._committed:
                 self._head.write(self._committed, new)
+            self._pending = False
             self.conn.execute("COMMIT")
             self._unconfirmed = new != self._committed
             self._committed = new
