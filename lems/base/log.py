@@ -4,7 +4,9 @@
 line (structlog's own ``JSONRenderer`` and ``WriteLoggerFactory``), with the
 context a connection's logger is bound with (terminal, ORI, operator, session)
 and anything bound with ``structlog.contextvars``; warnings and errors are also
-echoed to stderr, one readable line each, when asked.
+echoed to stderr, one readable line each, when asked.  The log file is
+owner-only (0600 in a 0700 directory) whatever the umask: it names terminals,
+operators and addresses.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from pathlib import Path
 from typing import Any, Optional, TextIO
 
 import structlog
+
+from lems.base.private import open_private, private_dir
 
 ECHOED = frozenset({"warning", "error", "critical"})
 _open: Optional[TextIO] = None
@@ -39,8 +43,8 @@ def configure(path: Optional[Path] = None, echo: bool = False) -> None:
         _open = None
     factory: Any
     if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        _open = path.open("a", encoding="utf-8")
+        private_dir(path.parent)
+        _open = open_private(path, "a")
         factory = structlog.WriteLoggerFactory(file=_open)
     else:
         factory = structlog.ReturnLoggerFactory()  # renders and drops

@@ -7,7 +7,9 @@ The bottom layer above ``lems.base``: it imports nothing of lems but
 * ``schema``: every table, as numbered migrations applied in order at open;
 * ``chain``, ``integrity``, ``query``: the hash-chained journal and dissemination
   log (append; verify and prune; search and export), all named by ``journal``;
-* ``retention``: ``Retention``, ``[audit] retention_days`` kept once a day.
+* ``retention``: ``Retention``, ``[audit] retention_days`` kept once a day;
+* ``head``: the journal's signed head file beside the database, written with
+  every commit, so that a cut tail or a moved anchor shows (``verify``).
 
 The interface a backend implements
 ----------------------------------
@@ -30,7 +32,9 @@ for several nodes: PROTOCOL.md 12) provides the same object:
     Everything the switch changes while handling one reactor turn goes in it.
 ``commit()``
     Make the turn durable (the OSN counters given out in it included) before
-    any reply that depends on it leaves: one commit, one fsync, per turn.
+    any reply that depends on it leaves: one commit, one fsync, per turn.  A
+    file store first writes its signed head file (one page, in place), naming
+    the state committed and the state about to be.
 ``rollback()``
     Drop the turn, and the OSNs given out in it.
 ``transaction(work) -> result``

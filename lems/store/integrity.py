@@ -19,10 +19,21 @@ anchors in ``journal_anchor`` are exactly the ones the newest such record names
 (an anchor with no such record, or one that differs from it, fails as ``anchor
 broken``).
 
-Limits, stated plainly: a keyless chain shows edits, deletions and reorders done
-by anyone who does not also recompute every later hash.  ``verify`` reports the
-head (sequence number and hash); recording it elsewhere from time to time turns
-a full rewrite into a detectable one.  One process writes a store at a time.
+An anchor must also be as old as the retention allows: the record it names
+(``journal_anchor.stamped``) was written at least ``max(365, the days the
+RETENTION record states)`` days before the prune (``pruned_at``); anchors made
+before that column existed are checked by their cutoff (``anchor too young``).
+
+The chains alone cannot show a cut at the end or a moved start (what is left
+is a valid chain).  A file store keeps a signed head file beside the database
+(``lems.store.head``, written with every commit); ``verify`` reads it before and
+after its walk and reports a database behind it (``cut tail``), records past
+it (``not in head``), a rewritten head (``head mismatch``), an anchor it does
+not name (``forged anchor``), a head file whose signature fails (``head file
+invalid``) and a store with its key but no head file (``head file missing``).
+A store made before head files has neither: ``verify`` says so in
+``head_note`` and checks the chains all the same.  One process writes a store
+at a time.
 """
 
 from __future__ import annotations
@@ -35,12 +46,16 @@ from typing import Any, Optional
 import attrs
 import structlog
 
+from pathlib import Path
+
 from lems.base.clock import stamp
+from lems.store import head as head_mod
 from lems.store.chain import CHAINS, DISSEMINATION, GENESIS, JOURNAL, Chain, Journal, chain_anchor, chain_head, digest
 
 RETENTION_FLOOR_DAYS = 365
 WITNESS_EVENT = "RETENTION"
 _ANCHORS = re.compile(r"ANCHORS JOURNAL (\d+) ([0-9a-f]{64}) DISSEMINATION (\d+) ([0-9a-f]{64})$")
+_DAYS = re.compile(r"\((\d+) DAYS\)")
 
 log = structlog.get_logger("lems.store.journal")
 
@@ -69,6 +84,7 @@ class VerifyResult:
     detail: str = ""
     head_seq: int = 0                  # newest journal record (for an outside witness)
     head_hash: str = GENESIS
+    head_note: str = ""                # what the signed head file said (or that there is none)
 
 
 @attrs.frozen
@@ -192,19 +208,73 @@ def _anchor_problem(conn: sqlite3.Connection) -> Optional[_AnchorProblem]:
     return None
 
 
-def verify(conn: sqlite3.Connection) -> VerifyResult:
-    """Check both chains (journal first) and their anchors inside one read snapshot."""
+def store_file(conn: sqlite3.Connection) -> Optional[Path]:
+    """The database file behind the connection (None in memory)."""
+    for _seq, name, file in conn.execute("PRAGMA database_list"):
+        if name == "main":
+            return Path(file) if file else None
+    return None
+
+
+def verify(conn: sqlite3.Connection, store_path: Optional[Path] = None) -> VerifyResult:
+    """Check both chains (journal first), their anchors and the signed head file, inside one read snapshot.
+
+    The head file is looked for beside ``store_path`` (default: the connection's own file)."""
     own = not conn.in_transaction
+    path = store_path if store_path is not None else store_file(conn)
+    before = after = None
+    head_error: Optional[str] = None
+    if path is not None and own:
+        try:
+            before = head_mod.read(path)
+        except head_mod.HeadError as exc:
+            head_error = str(exc)
     if own:
         conn.execute("BEGIN")
     text_factory = conn.text_factory
     conn.text_factory = _lenient_text
     try:
-        return _verify(conn)
+        result = _verify(conn)
+        db_state = head_mod.state(conn) if before is not None else None
     finally:
         conn.text_factory = text_factory
         if own:
             conn.execute("ROLLBACK")
+    if path is None:
+        return result
+    if not own:
+        return attrs.evolve(result, head_note="head file not compared: verify ran inside an open transaction")
+    # A chain that fails is reported as it fails; a too young anchor gives way to what the head
+    # file says of it (a forged anchor is the more exact finding).
+    if not result.ok and result.reason != "anchor too young":
+        return result
+    if head_error is not None:
+        return attrs.evolve(result, ok=False, table=JOURNAL.table, bad_seq=None, reason="head file invalid",
+                            detail=head_error)
+    head_file = head_mod.head_path(path)
+    if before is None:
+        if not result.ok:
+            return result
+        if head_mod.key_path(path).exists() or head_mod.public_key_path(path).exists():
+            return attrs.evolve(result, ok=False, table=JOURNAL.table, bad_seq=None, reason="head file missing",
+                                detail=f"the store has its signing key {head_mod.key_path(path)} but no head file "
+                                       f"{head_file}: it was removed, so a cut tail or a moved anchor would not show")
+        return attrs.evolve(result, head_note=f"no head file {head_file}: this store was made before head files, "
+                                              "so a cut tail or a moved anchor cannot be seen (the chains were "
+                                              "checked); `lems serve` makes one, and its key, at start")
+    try:
+        after = head_mod.read(path)
+    except head_mod.HeadError as exc:
+        return attrs.evolve(result, ok=False, table=JOURNAL.table, bad_seq=None, reason="head file invalid",
+                            detail=str(exc))
+    assert db_state is not None
+    problem = head_mod.compare(db_state, before, after)
+    if problem is not None:
+        return attrs.evolve(result, ok=False, table=problem.table, bad_seq=problem.bad_seq, reason=problem.reason,
+                            detail=problem.detail)
+    if not result.ok:
+        return result
+    return attrs.evolve(result, head_note=f"signed head file {head_file}: matches (written {before.written})")
 
 
 def _verify(conn: sqlite3.Connection) -> VerifyResult:
@@ -237,7 +307,48 @@ def _verify(conn: sqlite3.Connection) -> VerifyResult:
                             dissem.reason, dissem.detail, *head)
     if anchor is not None:
         return broken_anchor(journal.checked, dissem.checked)
+    young = _young_anchor(conn)
+    if young is not None:
+        return VerifyResult(False, journal.checked, dissem.checked, young[0], young[1], "anchor too young",
+                            young[2], *head)
     return VerifyResult(True, journal.checked, dissem.checked, head_seq=head[0], head_hash=head[1])
+
+
+def _when(ts: Any) -> Optional[_dt.datetime]:
+    if not isinstance(ts, str) or len(ts) < 14 or not ts[:16].isdigit():
+        return None
+    at = _dt.datetime.strptime(ts[:14], "%Y%m%d%H%M%S")
+    return at + _dt.timedelta(milliseconds=10 * int(ts[14:16] or 0))
+
+
+def _young_anchor(conn: sqlite3.Connection) -> Optional[tuple[str, int, str]]:
+    """(table, anchor seq, why) for an anchor younger than the retention allows, else None.
+
+    Called once the anchors are known to be the ones the newest RETENTION record left."""
+    stamped_col = "stamped" if _has_stamped(conn) else "NULL"
+    rows = conn.execute(f"SELECT chain, seq, pruned_at, cutoff, {stamped_col} FROM journal_anchor").fetchall()
+    if not rows:
+        return None
+    witness = conn.execute("SELECT text FROM journal WHERE kind = 'admin' AND event = ? AND outcome = 'OK' "
+                           "ORDER BY seq DESC LIMIT 1", (WITNESS_EVENT,)).fetchone()
+    stated = _DAYS.search(witness[0] or "") if witness is not None else None
+    days = max(RETENTION_FLOOR_DAYS, int(stated.group(1)) if stated else 0)
+    keep = _dt.timedelta(days=days)
+    for table, seq, pruned_at, cutoff, stamped in sorted(rows, key=lambda r: r[0] != JOURNAL.table):
+        pruned, cut, written = _when(pruned_at), _when(cutoff), _when(stamped)
+        if pruned is None or cut is None:
+            return table, seq, f"the {table} retention anchor (record {seq}) has no valid prune time or cutoff"
+        if written is not None and pruned - written < keep:
+            return table, seq, (f"the {table} retention anchor, record {seq} stamped {written:%Y-%m-%d %H:%M:%S} "
+                                f"UTC, was pruned at {pruned:%Y-%m-%d %H:%M:%S} UTC, "
+                                f"{(pruned - written).days} days after it was written; retention keeps records "
+                                f"{days} days")
+        if pruned - cut < _dt.timedelta(days=RETENTION_FLOOR_DAYS) or (written is not None and written >= cut):
+            return table, seq, (f"the {table} retention anchor (record {seq}) was left by a prune at "
+                                f"{pruned:%Y-%m-%d %H:%M:%S} UTC of the records stamped before "
+                                f"{cut:%Y-%m-%d %H:%M:%S} UTC, {(pruned - cut).days} days earlier; retention "
+                                f"keeps records at least {RETENTION_FLOOR_DAYS} days")
+    return None
 
 
 # -- retention --------------------------------------------------------------------------
@@ -340,9 +451,21 @@ def _prune_chains(conn: sqlite3.Connection, cutoff: str, now: str, counts: dict[
         check = _check(conn, chain, upto=last)
         if not check.ok:
             return f"{chain.table} record {check.bad_seq} {check.reason}: {check.detail}"
+        stamped = conn.execute(f"SELECT ts FROM {chain.table} WHERE seq = ?", (check.last_seq,)).fetchone()[0]
         counts[chain.table] = conn.execute(f"DELETE FROM {chain.table} WHERE seq <= ?", (last,)).rowcount
-        conn.execute("INSERT INTO journal_anchor (chain, seq, hash, pruned_at, cutoff) VALUES (?, ?, ?, ?, ?) "
-                     "ON CONFLICT(chain) DO UPDATE SET seq = excluded.seq, hash = excluded.hash, "
-                     "pruned_at = excluded.pruned_at, cutoff = excluded.cutoff",
-                     (chain.table, check.last_seq, check.last_hash, now, cutoff))
+        if _has_stamped(conn):
+            conn.execute("INSERT INTO journal_anchor (chain, seq, hash, pruned_at, cutoff, stamped) "
+                         "VALUES (?, ?, ?, ?, ?, ?) "
+                         "ON CONFLICT(chain) DO UPDATE SET seq = excluded.seq, hash = excluded.hash, "
+                         "pruned_at = excluded.pruned_at, cutoff = excluded.cutoff, stamped = excluded.stamped",
+                         (chain.table, check.last_seq, check.last_hash, now, cutoff, stamped))
+        else:  # a journal made without the store's migrations (0007 adds the column)
+            conn.execute("INSERT INTO journal_anchor (chain, seq, hash, pruned_at, cutoff) VALUES (?, ?, ?, ?, ?) "
+                         "ON CONFLICT(chain) DO UPDATE SET seq = excluded.seq, hash = excluded.hash, "
+                         "pruned_at = excluded.pruned_at, cutoff = excluded.cutoff",
+                         (chain.table, check.last_seq, check.last_hash, now, cutoff))
     return None
+
+
+def _has_stamped(conn: sqlite3.Connection) -> bool:
+    return any(row[1] == "stamped" for row in conn.execute("PRAGMA table_info(journal_anchor)"))

@@ -157,6 +157,12 @@ CREATE TABLE retention_run (
 );
 """
 
+# The time stamp of the record a retention anchor names (the last one pruned), so that
+# ``verify`` can tell an anchor younger than the retention allows (lems.store.integrity).
+ANCHOR_STAMPED = """
+ALTER TABLE journal_anchor ADD COLUMN stamped TEXT;  -- UTC CCYYMMDDhhmmssff; NULL for anchors made before
+"""
+
 # Registry changes other processes made (lems ca issue, terminal add, operator add):
 # the running switch reads terminals/ again when the newest id grows (PROTOCOL.md 8).
 REGISTRY_CHANGE = """
@@ -174,7 +180,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     ("0004_hit_confirmation", HIT_CONFIRMATION),
     ("0005_entered_records", ENTERED_RECORDS),
     ("0006_retention_run", RETENTION_RUN),
-    ("0007_registry_change", REGISTRY_CHANGE),
+    ("0007_anchor_stamped", ANCHOR_STAMPED),
+    ("0008_registry_change", REGISTRY_CHANGE),
 )
 
 RENAMED = {

@@ -6,6 +6,13 @@ order at open and recorded in ``schema_migrations``.
 Durability rule (DESIGN.md): every state change and journal record is committed
 before the reply that depends on it leaves the switch.  The link does that once
 per reactor turn (``commit``), so a burst of frames costs one fsync.
+
+The store is owner-only whatever the umask: its directory is set to 0700 and
+the database file is created 0600 before SQLite opens it (SQLite gives the
+-wal and -shm files it makes later the main file's permissions).  A file store
+with a journal keeps the signed head file beside it (``lems.store.head``),
+written before each COMMIT; ``open`` refuses a store whose journal is in
+neither of the states its head file names.
 """
 
 from __future__ import annotations
@@ -14,7 +21,13 @@ import sqlite3
 from pathlib import Path
 from typing import Callable, Sequence
 
+from lems.base.private import private_dir, private_file
+from lems.store import head as head_mod
 from lems.store.schema import MIGRATIONS, RENAMED, Migration
+
+
+class HeadMismatchError(RuntimeError):
+    """The journal is not in a state its signed head file names (cut, rewritten or a forged anchor)."""
 
 
 class Store:
@@ -24,12 +37,19 @@ class Store:
         self._pending = False
         self._osn: dict[str, int] = {}  # last OSN given per terminal
         self._osn_dirty: set[str] = set()  # terminals whose counter this transaction has not written yet
+        self._head: head_mod.HeadFile | None = None  # the signed head file (file stores with a journal)
+        self._committed: head_mod.State | None = None  # the chains' state as last committed
+        self._unconfirmed = False  # the head file still names the state before the last COMMIT too
 
     @classmethod
     def open(cls, path: Path | str, migrations: Sequence[Migration] | None = None) -> "Store":
         path = Path(path) if path != ":memory:" else None
         if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            private_dir(path.parent)
+            private_file(path)  # before SQLite creates it: the -wal and -shm inherit its 0600
+            for suffix in ("-wal", "-shm"):  # made by an earlier, more open version
+                if path.with_name(path.name + suffix).exists():
+                    private_file(path.with_name(path.name + suffix))
         # isolation_level=None: transactions are explicit, so one BEGIN covers a reactor turn.
         conn = sqlite3.connect(str(path) if path else ":memory:", isolation_level=None,
                                check_same_thread=False)
@@ -39,7 +59,31 @@ class Store:
         conn.execute("PRAGMA foreign_keys=ON")
         store = cls(conn, path)
         store.migrate(MIGRATIONS if migrations is None else migrations)
+        if path is not None and head_mod.has_journal(conn):
+            store._open_head(path)
         return store
+
+    def _open_head(self, path: Path) -> None:
+        """Check the journal against its head file (made, with the key, when the home has none)."""
+        key = head_mod.ensure_key(path)
+        try:
+            previous = head_mod.read(path)  # before the database, then again after it (as verify does)
+            now = head_mod.state(self.conn)
+            again = head_mod.read(path) if previous is not None else None
+        except head_mod.HeadError as exc:
+            self.conn.close()
+            raise HeadMismatchError(f"{exc}; run `lems audit verify`") from None
+        if previous is not None:
+            problem = head_mod.compare(now, previous, again)
+            if problem is not None:
+                self.conn.close()
+                raise HeadMismatchError(
+                    f"the journal does not match its signed head file {head_mod.head_path(path)}: "
+                    f"{problem.table} record {problem.bad_seq} {problem.reason} ({problem.detail}); "
+                    f"run `lems audit verify`, and move the head file away to accept the store as it is")
+        self._head = head_mod.HeadFile(path, key)
+        self._head.write(now, now)
+        self._committed = now
 
     def migrate(self, migrations: Sequence[Migration]) -> list[str]:
         self.conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied TEXT)")
@@ -73,14 +117,33 @@ class Store:
         return self.conn
 
     def commit(self) -> None:
+        if not self._pending and self._unconfirmed:
+            # The last COMMIT went through: say so (at a call with nothing to commit: the switch's
+            # next one-second tick at the latest, or close), so that its records cannot be cut
+            # as if the switch had died before that COMMIT.  A turn that commits again says it
+            # in its own head write.
+            self._head.write(self._committed, self._committed)
+            self._unconfirmed = False
         if self._pending:
             if self._osn_dirty:
                 self.conn.executemany("INSERT INTO terminal_state (terminal, osn) VALUES (?, ?) "
                                       "ON CONFLICT(terminal) DO UPDATE SET osn = excluded.osn",
                                       [(t, self._osn[t]) for t in self._osn_dirty])
                 self._osn_dirty.clear()
+            if self._head is None:
+                self._pending = False
+                self.conn.execute("COMMIT")
+                return
+            # The head file first, naming both states: a crash on either side of the COMMIT
+            # leaves the database in one of them.  A head that cannot be written (disk full)
+            # leaves the turn uncommitted and pending, as a failed COMMIT would.
+            new = head_mod.state(self.conn)
+            if new != self._committed:
+                self._head.write(self._committed, new)
             self._pending = False
             self.conn.execute("COMMIT")
+            self._unconfirmed = new != self._committed
+            self._committed = new
 
     def rollback(self) -> None:
         if self._pending:
@@ -97,6 +160,8 @@ class Store:
 
     def close(self) -> None:
         self.commit()
+        if self._head is not None:
+            self._head.close()
         self.conn.close()
 
     # -- registry change notices (PROTOCOL.md 8) ------------------------------

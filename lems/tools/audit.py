@@ -131,6 +131,7 @@ def execute(args: argparse.Namespace, store_path: Path) -> int:
     except (FileNotFoundError, sqlite3.Error) as exc:
         print(f"lems audit: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    args.store_path = Path(store_path).resolve()  # verify looks for the signed head file beside it
     try:
         return COMMANDS[args.action](conn, args)
     except sqlite3.Error as exc:
@@ -141,13 +142,18 @@ def execute(args: argparse.Namespace, store_path: Path) -> int:
 
 
 def cmd_verify(conn: sqlite3.Connection, args: argparse.Namespace) -> int:
-    result = _journal().verify(conn)
+    result = _journal().verify(conn, getattr(args, "store_path", None))
     if result.ok:
         print(f"OK {result.checked} records")
         print(f"dissemination log: OK {result.disseminations} records")
         print(f"head: record {result.head_seq} hash {result.head_hash}")
+        if result.head_note:
+            print(result.head_note)
         return EXIT_OK
-    print(f"FAILED: {result.table} record {result.bad_seq} {result.reason} ({result.detail})")
+    if result.bad_seq is None:
+        print(f"FAILED: {result.reason} ({result.detail})")
+    else:
+        print(f"FAILED: {result.table} record {result.bad_seq} {result.reason} ({result.detail})")
     print(f"{result.checked} journal records verified before it")
     return EXIT_BAD
 

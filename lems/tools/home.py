@@ -2,6 +2,7 @@
 
 A home is formats/, terminals/, routes/ and conf/ (data, in git for the demo)
 plus var/ (the running switch's state: store, PKI, logs; never in git).
+var/ is owner-only (directories 0700, files 0600), whatever the umask.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import attrs
 
 from lems.base.clock import SystemClock
 from lems.base.conf import Settings
+from lems.base.private import private_dir, tighten
 from lems.base.registry import Registry, Terminal
 from lems.tools.args import EXIT_OK, fail
 
@@ -92,6 +94,7 @@ def init(dest: Path, clock: Any = None, source: Optional[Path] = None, refresh_d
     if refresh_dates:
         registry = _refresh_dates(registry, clock.now().date())
     settings = Settings.load(dest)
+    private_dir(dest / "var")  # before anything is written under it
     ca = pki_mod.Pki(settings.pki_dir, clock=clock, lifetimes=settings.pki)  # [pki] lifetimes
     ca.create_ca()
     ca.issue_server()
@@ -99,6 +102,11 @@ def init(dest: Path, clock: Any = None, source: Optional[Path] = None, refresh_d
         registry = issue_terminal(registry, ca, terminal)
     # The console's host key and a local administrator's key pair, listed in admin_keys.
     sshkeys.init_keys(dest, settings.authorized_keys)
+    # The store, its journal's signing key and signed head file (lems.store.head).
+    from lems.store import Store  # the schema and the chain: only for a new home
+
+    Store.open(settings.store_path).close()
+    tighten(dest / "var")
     return registry
 
 

@@ -25,6 +25,7 @@ def run(args: argparse.Namespace) -> int:
     from lems.net.service import Service
 
     home = home_of(args)
+    _owner_only(home, Path(args.capture) if args.capture else None)
     try:
         service = Service(home, port=args.port, console_port=args.console_port,
                           capture=Path(args.capture) if args.capture else None, host=args.host)
@@ -35,6 +36,7 @@ def run(args: argparse.Namespace) -> int:
         bound = service.start()
     except Exception as exc:
         return fail(f"cannot listen: {exc}")
+    _owner_only(home, None, quiet=True)  # what the start made (an older home's console host key)
     for name, port in bound.items():
         listener = next(lst for lst in service.settings.listeners if lst.name == name)
         print(f"LEMS switch listening: {name} on {args.host or listener.host}:{port} ({listener.framing} framing)",
@@ -48,3 +50,17 @@ def run(args: argparse.Namespace) -> int:
     reactor.run()
     print("LEMS switch stopped", flush=True)
     return EXIT_OK
+
+
+def _owner_only(home: Path, capture: "Path | None", quiet: bool = False) -> None:
+    """var/ holds switch state: owner-only (SECURITY.md); an older, more open home is tightened, in one line."""
+    from lems.base.private import private_dir, private_file, tighten
+
+    var = Path(home) / "var"
+    changed = tighten(var)
+    if changed and not quiet:
+        print(f"var/ was readable by others: {len(changed)} files and directories under {var} set to owner-only "
+              f"(files 0600, directories 0700)", flush=True)
+    if capture is not None and var.resolve() in capture.resolve().parents:
+        private_dir(capture.parent)
+        private_file(capture)  # the capture holds traffic; its writer keeps this mode
