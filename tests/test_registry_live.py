@@ -87,3 +87,16 @@ def test_a_registry_that_does_not_load_keeps_the_running_one(running):
     events = [r[0] for r in running.call(lambda: running.switch.store.conn.execute(
         "SELECT event FROM journal WHERE kind = 'admin' ORDER BY seq").fetchall())]
     assert "REGISTRY CHANGE REFUSED" in events
+
+
+def test_the_commands_writing_the_store_beside_a_running_switch_leave_the_journal_verifiable(running):
+    """The change notice shares the store with the running switch; its head file still matches."""
+    lems(running.home, "terminal", "add", "T0100008", "--ori", "OR9990100", "--type", "workstation")
+    c = running.signed_on("T0100008", "OR9990100", "OP010001")
+    assert c.request(QW).cls == "R"
+    running.tick()
+    running.call(running.switch.store.commit)
+    done = subprocess.run([sys.executable, "-m", "lems", "audit", "verify", "--home", str(running.home)],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "matches" in done.stdout
