@@ -112,8 +112,12 @@ def test_endless_garbage_closes_only_that_connection(running, term):
     assert other.request("HBT").text == "HBT"
 
 
-def test_slow_reader_is_not_buffered_without_limit(running, term):
-    """A terminal that sends and never reads: the switch stops reading it, then drops it; others go on."""
+def test_slow_reader_is_not_buffered_without_limit(home, switch_factory):
+    """A terminal that sends and never reads: the switch stops reading it, then drops it; others go on.
+    (Without an input rate, so that the write side's back-pressure is what stops the reading.)"""
+    set_limits(home, inputs_per_second=0.0)
+    running = switch_factory()
+    term = running.signed_on("T0100001", "OR9990100", "OP010001")
     other = running.signed_on("T0200001", "OR9990200", "OP020001")
     frame = StxFramer.encode(b"FLOOD     " + b" " * 8 + QW.encode())
     term.sock.settimeout(0.5)
@@ -298,11 +302,14 @@ def test_sign_on_flood_is_held_capped_rate_limited_and_answered(home, switch_fac
     assert len(security_events(running, "SIGN-ON FAILED")) == 3
 
 
-def test_input_rate_per_terminal(home, switch_factory):
+def test_input_rate_per_terminal(home, switch_factory, monkeypatch):
     """Inputs over the terminal's rate get one .21. each with their REF; the journal gets two
     records for the burst, not one per frame; the rate holds across a reconnection."""
+    from lems.net.link import TerminalProtocol
     from lems.store import journal
     from lems.wire.headers import input_bytes
+
+    monkeypatch.setattr(TerminalProtocol, "OVER_RATE_PAUSE", 0.05)  # the reading pause after a refusal
 
     set_limits(home, inputs_per_second=1.0, input_burst=5)
     running = switch_factory()

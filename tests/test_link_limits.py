@@ -167,3 +167,28 @@ def test_held_frames_pause_reading_and_drain_a_slice_per_turn():
     while proto.held:
         clock.advance(0)
     assert len(handled) == 300 and transport.producerState == "producing"
+
+
+def test_over_the_input_rate_reading_pauses_for_a_while():
+    """Inputs over the rate are all answered, then the terminal is not read for OVER_RATE_PAUSE."""
+    from lems.base.clock import FakeClock
+    from lems.core.switch import Switch
+    from lems.wire.framing import StxFramer
+    from lems.wire.headers import input_bytes
+
+    clock = Clock()
+    factory = factory_on(clock, inputs_per_second=1.0, input_burst=2)
+    switch = factory.switch
+    switch.clock, switch.peek_key = FakeClock(), Switch.peek_key
+    handled: list = []
+    switch.receive = lambda session, event: handled.append(event) or []
+    proto, transport = connect(factory, 1)
+    proto.session = SimpleNamespace(busy=False, closed=False, operator=None, id="s1", remote="127.0.0.1:1",
+                                    terminal=SimpleNamespace(id="T0100001", ori="OR9990100"),
+                                    number=lambda terminal_id: 7)
+    proto.dataReceived(b"".join(StxFramer.encode(input_bytes(f"R{i:09d}", "", "HBT")) for i in range(5)))
+    assert len(handled) == 2 and not proto.held  # two admitted, three answered .21. by the link
+    assert transport.producerState == "paused"
+    assert [r["ref"] for r in events(factory, "INPUT RATE EXCEEDED")] == ["R000000002"]
+    clock.advance(TerminalProtocol.OVER_RATE_PAUSE)
+    assert transport.producerState == "producing"

@@ -150,6 +150,10 @@ class TerminalProtocol(protocol.Protocol):
     # Held frames answered per reactor turn before the loop serves other connections
     # (like twisted.protocols.basic's limits, a class attribute).
     DRAIN_SLICE = 64
+    # After refusing an input over the terminal's input rate the switch answers what it
+    # has already read, then reads nothing more from that terminal for this many seconds
+    # (reactor clock): a flood is slowed by TCP instead of being answered at wire speed.
+    OVER_RATE_PAUSE = 1.0
 
     def __init__(self, factory: "TerminalFactory", remote: str) -> None:
         self.factory = factory
@@ -168,6 +172,7 @@ class TerminalProtocol(protocol.Protocol):
         self.reading_paused = False  # what we last told the transport
         self.buffered_while_paused = 0
         self.drain_call: Any = None
+        self.cool_call: Any = None  # reading stopped after an input over the rate
         self.handshake_call: Any = None
         self.accepted_at = factory.reactor.seconds()
         self.identified = False  # left the handshake pool with a session
@@ -246,7 +251,7 @@ class TerminalProtocol(protocol.Protocol):
             self.held_full = True
         elif not self.held:
             self.held_full = False
-        want = self.paused or self.held_full
+        want = self.paused or self.held_full or self.cool_call is not None
         if want != self.reading_paused and self.transport is not None:
             self.reading_paused = want
             if want:
@@ -268,6 +273,8 @@ class TerminalProtocol(protocol.Protocol):
         limiter = Limiter.of(switch)
         inputs = limiter.bucket(session.terminal.id, "INPUT", limits.inputs_per_second, limits.input_burst, now)
         if not inputs.take(now):
+            if self.cool_call is None and self.OVER_RATE_PAUSE > 0:
+                self.cool_call = self.factory.reactor.callLater(self.OVER_RATE_PAUSE, self._cooled)
             return self._over(inputs, "INPUT", ref, text, Reject(
                 ".21.", f"TERMINAL {session.terminal.id} OVER ITS INPUT RATE OF {limits.inputs_per_second:g} "
                         "PER SECOND - INPUT NOT PROCESSED, SEND AGAIN LATER"))
@@ -281,6 +288,10 @@ class TerminalProtocol(protocol.Protocol):
                             "SIGN ON AGAIN LATER"))
             self._burst_ended(signons, "SIGN-ON")
         return switch.receive(session, event)
+
+    def _cooled(self) -> None:
+        self.cool_call = None
+        self._update_reading()
 
     def _over(self, bucket: Bucket, kind: str, ref: str, text: str, reject: Reject) -> list:
         """One E frame for an input over its bucket: numbered, not journaled frame by frame.
@@ -309,10 +320,10 @@ class TerminalProtocol(protocol.Protocol):
                                       text=f"{count} INPUT(S) REFUSED OVER THE {kind} RATE")
 
     def connectionLost(self, reason: failure.Failure = protocol.connectionDone) -> None:
-        for call in (self.handshake_call, self.drain_call):
+        for call in (self.handshake_call, self.drain_call, self.cool_call):
             if call is not None and call.active():
                 call.cancel()
-        self.handshake_call = self.drain_call = None
+        self.handshake_call = self.drain_call = self.cool_call = None
         self.factory.lost(self)
         if self.session is not None:
             switch = self.factory.switch
