@@ -15,6 +15,7 @@ from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 
 from lems.base.conf import Limits
+from lems.base.errors import Reject
 from lems.net.link import Bucket, DropReport, Outbox, Refused, TerminalFactory, TerminalProtocol, redact
 
 
@@ -22,7 +23,7 @@ class StandInSwitch:
     def __init__(self, **limits) -> None:
         self.settings = SimpleNamespace(limits=Limits(**limits))
         self.records: list[dict] = []
-        self.hub = SimpleNamespace(connected=lambda terminal_id: False)
+        self.hub = SimpleNamespace(sessions={}, connected=lambda terminal_id: False)
 
     def audit(self, kind, session=None, **fields) -> int:
         self.records.append({"kind": kind, **fields})
@@ -92,6 +93,9 @@ def test_unidentified_connections_do_not_use_up_max_connections():
     assert all(isinstance(p, TerminalProtocol) for p in protos)
     factory.admit_terminal(protos[0], "T0100001")
     assert factory.terminals == {protos[0]} and len(factory.handshaking) == 9
+    factory.switch.hub.sessions["T0100001"] = object()  # the hub counts identified terminals in all
+    with pytest.raises(Reject, match=r"\.21\. SWITCH AT ITS LIMIT OF 1 TERMINAL CONNECTIONS"):
+        factory.admit_terminal(protos[1], "T0200001")
 
 
 def test_drops_are_journaled_once_per_reason_and_period():

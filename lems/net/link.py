@@ -484,9 +484,9 @@ class DropReport:
 
 
 class TerminalFactory(protocol.ServerFactory):
-    """Counts connections in two pools: unidentified (handshaking, ``max_handshakes``)
-    and identified terminals (``max_connections``); ``max_connections_per_address``
-    counts both."""
+    """Counts connections in two pools: unidentified (handshaking, ``max_handshakes``,
+    per listener) and identified terminals (``max_connections``, in all: the hub's
+    sessions); ``max_connections_per_address`` counts both, per listener."""
 
     # A full handshake pool makes room for a new connection by dropping the one that
     # has waited longest, if it has waited this long (a real handshake takes milliseconds).
@@ -548,7 +548,8 @@ class TerminalFactory(protocol.ServerFactory):
         (a terminal that is already connected may always replace its own session)."""
         self.left_pool(proto)
         limits = self.switch.settings.limits
-        if len(self.terminals) >= limits.max_connections and not self.switch.hub.connected(terminal_id):
+        # The hub has every listener's sessions: max_connections is in all, not per listener.
+        if len(self.switch.hub.sessions) >= limits.max_connections and not self.switch.hub.connected(terminal_id):
             raise Reject(".21.", f"SWITCH AT ITS LIMIT OF {limits.max_connections} TERMINAL CONNECTIONS - "
                                  "CONNECT AGAIN LATER")
         proto.identified = True
