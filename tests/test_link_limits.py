@@ -112,6 +112,11 @@ def test_drops_are_journaled_once_per_reason_and_period():
     assert len(events(factory, "CONNECTION REFUSED, ADDRESS LIMIT")) == 2
     clock.advance(DropReport.PERIOD)
     assert factory.drops.call is None
+    for port in range(400, 403):
+        factory.buildProtocol(IPv4Address("TCP", "127.0.0.1", port))
+    factory.doStop()  # the listener stops: the period's count is journaled, not lost
+    assert [r["outcome"] for r in events(factory, "CONNECTION REFUSED, ADDRESS LIMIT")] == ["1", "299", "1", "2"]
+    assert factory.drops.call is None
 
 
 def test_bucket_rate_and_burst():

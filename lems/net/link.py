@@ -478,9 +478,12 @@ class DropReport:
             self.factory.outbox.commit_soon()
 
     def stop(self) -> None:
+        """The listener stops: what this period counted is journaled now, not lost."""
         if self.call is not None and self.call.active():
             self.call.cancel()
         self.call = None
+        self._report([reason for reason in self.quiet if self.counts[reason]])
+        self.quiet.clear()
 
 
 class TerminalFactory(protocol.ServerFactory):
