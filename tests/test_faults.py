@@ -321,6 +321,9 @@ def test_input_rate_per_terminal(home, switch_factory, monkeypatch):
     assert replies[-1].text.startswith(".21. TERMINAL T0100001 OVER ITS INPUT RATE OF 1 PER SECOND")
     assert "ORIGINAL MESSAGE\nHBT" in replies[-1].text
     c.close()
+    deadline = time.monotonic() + 5
+    while running.call(lambda: running.switch.hub.connected("T0100001")) and time.monotonic() < deadline:
+        time.sleep(0.02)  # until the switch has seen the first connection go (it ends the burst)
     again = running.client("T0100001").connect()
     again.banner()
     assert again.request("HBT").text.startswith(".21.")  # a new connection does not reset the bucket

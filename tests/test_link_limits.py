@@ -98,6 +98,18 @@ def test_unidentified_connections_do_not_use_up_max_connections():
         factory.admit_terminal(protos[1], "T0200001")
 
 
+def test_the_address_limit_pushes_out_a_stale_handshake_from_that_address():
+    clock = Clock()
+    factory = factory_on(clock, max_connections_per_address=2, handshake_seconds=30.0)
+    (_, other), (_, t1) = connect(factory, 1, host="10.0.0.9"), connect(factory, 1)
+    factory.admit_terminal(connect(factory, 2)[0], "T0100001")  # identified: never pushed out
+    clock.advance(TerminalFactory.EVICT_AFTER_SECONDS)
+    _, t3 = connect(factory, 3)
+    assert t1.disconnecting and not other.disconnecting and not t3.disconnecting
+    assert isinstance(factory.buildProtocol(IPv4Address("TCP", "127.0.0.1", 4)), Refused)  # t3 is young
+    assert factory.connections["127.0.0.1"] == 2
+
+
 def test_drops_are_journaled_once_per_reason_and_period():
     clock = Clock()
     factory = factory_on(clock, max_connections_per_address=1)
@@ -112,10 +124,11 @@ def test_drops_are_journaled_once_per_reason_and_period():
     assert len(events(factory, "CONNECTION REFUSED, ADDRESS LIMIT")) == 2
     clock.advance(DropReport.PERIOD)
     assert factory.drops.call is None
-    for port in range(400, 403):
+    for port in range(400, 404):  # the first pushes out the (now stale) first handshake
         factory.buildProtocol(IPv4Address("TCP", "127.0.0.1", port))
     factory.doStop()  # the listener stops: the period's count is journaled, not lost
     assert [r["outcome"] for r in events(factory, "CONNECTION REFUSED, ADDRESS LIMIT")] == ["1", "299", "1", "2"]
+    assert [r["outcome"] for r in events(factory, "HANDSHAKE DROPPED FOR A NEWER CONNECTION")] == ["1"]
     assert factory.drops.call is None
 
 
@@ -146,7 +159,7 @@ def test_limits_are_checked_when_loaded():
     with pytest.raises(ConfError, match=r"\[limits\] max_held_frames must be a whole number, 1 or more"):
         Settings.from_dict(REPO, raw)
     limits = Settings.from_dict(REPO, demo_conf()).limits
-    assert (limits.handshake_seconds, limits.max_handshakes, limits.max_held_frames) == (5.0, 64, 256)
+    assert (limits.handshake_seconds, limits.max_handshakes, limits.max_held_frames) == (5.0, 256, 256)
     assert (limits.inputs_per_second, limits.input_burst) == (20.0, 200)
     assert (limits.signons_per_second, limits.signon_burst) == (1.0, 10)
 

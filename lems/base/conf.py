@@ -42,7 +42,7 @@ class Limits:
     # handshake_seconds is dropped; at most max_handshakes connections may be
     # unidentified at once (max_connections counts identified terminals only).
     handshake_seconds: float = 5.0
-    max_handshakes: int = 64
+    max_handshakes: int = 256
     # Frames read and held while a connection waits (a password check); at the cap the
     # switch stops reading that connection until they are answered.
     max_held_frames: int = 256

@@ -521,24 +521,36 @@ class TerminalFactory(protocol.ServerFactory):
         limits = self.switch.settings.limits
         host = getattr(addr, "host", "?")
         remote = f"{host}:{getattr(addr, 'port', 0)}"
-        if self.connections[host] >= limits.max_connections_per_address:
+        # Over a limit, a new connection pushes out the oldest stale handshake counted
+        # against that limit; with none to push out it is refused.
+        if self.connections[host] >= limits.max_connections_per_address and not self._evict(host):
             self.dropped("CONNECTION REFUSED, ADDRESS LIMIT", remote)
             return Refused()
-        if len(self.handshaking) >= limits.max_handshakes:
-            oldest = next(iter(self.handshaking))
-            if self.reactor.seconds() - oldest.accepted_at < self.EVICT_AFTER_SECONDS:
-                self.dropped("CONNECTION REFUSED, HANDSHAKE POOL FULL", remote)
-                return Refused()
-            self.left_pool(oldest)
-            self.dropped("HANDSHAKE DROPPED FOR A NEWER CONNECTION", oldest.remote)
-            oldest.closing = True
-            if oldest.transport is not None:
-                oldest.transport.abortConnection()
+        if len(self.handshaking) >= limits.max_handshakes and not self._evict(None):
+            self.dropped("CONNECTION REFUSED, HANDSHAKE POOL FULL", remote)
+            return Refused()
         self.connections[host] += 1
         proto = TerminalProtocol(self, remote)
         self.protocols.add(proto)
         self.handshaking[proto] = None
         return proto
+
+    def _evict(self, host: Optional[str]) -> bool:
+        """Drop the longest-waiting handshake (from ``host``, or any) if it has waited
+        EVICT_AFTER_SECONDS; False when there is none that old."""
+        now = self.reactor.seconds()
+        for proto in self.handshaking:  # oldest first
+            if now - proto.accepted_at < self.EVICT_AFTER_SECONDS:
+                return False
+            if host is None or proto.remote.rsplit(":", 1)[0] == host:
+                self.left_pool(proto)
+                self.lost(proto)  # its place is free now; connectionLost finds it gone
+                self.dropped("HANDSHAKE DROPPED FOR A NEWER CONNECTION", proto.remote)
+                proto.closing = True
+                if proto.transport is not None:
+                    proto.transport.abortConnection()
+                return True
+        return False
 
     def dropped(self, reason: str, remote: str) -> None:
         self.drops.dropped(reason, remote)
