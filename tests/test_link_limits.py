@@ -164,24 +164,37 @@ def test_limits_are_checked_when_loaded():
     assert (limits.signons_per_second, limits.signon_burst) == (1.0, 10)
 
 
-def test_held_frames_pause_reading_and_drain_a_slice_per_turn():
-    """A connection waiting on a password check: its frames are held up to the cap, reading
-    pauses, and once it is free they are handled DRAIN_SLICE per reactor turn, then reading resumes."""
+def identified(clock: Clock, busy: bool, **limits):
+    """A factory whose stand-in switch notes each input it receives, and one connection with a
+    stand-in session; returns (factory, protocol, transport, inputs the switch received)."""
     from lems.base.clock import FakeClock
     from lems.core.switch import Switch
-    from lems.wire.framing import StxFramer
-    from lems.wire.headers import input_bytes
 
-    clock = Clock()
-    factory = factory_on(clock, max_held_frames=100, inputs_per_second=0)
+    factory = factory_on(clock, **limits)
     switch = factory.switch
     switch.clock, switch.peek_key = FakeClock(), Switch.peek_key
     handled: list = []
     switch.receive = lambda session, event: handled.append(event) or []
     proto, transport = connect(factory, 1)
-    proto.session = SimpleNamespace(busy=True, closed=False, terminal=SimpleNamespace(id="T0100001"))
-    frames = b"".join(StxFramer.encode(input_bytes(f"R{i:09d}", "", "HBT")) for i in range(300))
-    proto.dataReceived(frames)
+    proto.session = SimpleNamespace(busy=busy, closed=False, operator=None, id="s1", remote="127.0.0.1:1",
+                                    terminal=SimpleNamespace(id="T0100001", ori="OR9990100"),
+                                    number=lambda terminal_id: 7)
+    return factory, proto, transport, handled
+
+
+def heartbeats(count: int) -> bytes:
+    from lems.wire.framing import StxFramer
+    from lems.wire.headers import input_bytes
+
+    return b"".join(StxFramer.encode(input_bytes(f"R{i:09d}", "", "HBT")) for i in range(count))
+
+
+def test_held_frames_pause_reading_and_drain_a_slice_per_turn():
+    """A connection waiting on a password check: its frames are held up to the cap, reading
+    pauses, and once it is free they are handled DRAIN_SLICE per reactor turn, then reading resumes."""
+    clock = Clock()
+    factory, proto, transport, handled = identified(clock, True, max_held_frames=100, inputs_per_second=0)
+    proto.dataReceived(heartbeats(300))
     assert len(proto.held) == 300 and transport.producerState == "paused" and not handled
     proto.session.busy = False
     proto._drain()
@@ -193,22 +206,9 @@ def test_held_frames_pause_reading_and_drain_a_slice_per_turn():
 
 def test_over_the_input_rate_reading_pauses_for_a_while():
     """Inputs over the rate are all answered, then the terminal is not read for OVER_RATE_PAUSE."""
-    from lems.base.clock import FakeClock
-    from lems.core.switch import Switch
-    from lems.wire.framing import StxFramer
-    from lems.wire.headers import input_bytes
-
     clock = Clock()
-    factory = factory_on(clock, inputs_per_second=1.0, input_burst=2)
-    switch = factory.switch
-    switch.clock, switch.peek_key = FakeClock(), Switch.peek_key
-    handled: list = []
-    switch.receive = lambda session, event: handled.append(event) or []
-    proto, transport = connect(factory, 1)
-    proto.session = SimpleNamespace(busy=False, closed=False, operator=None, id="s1", remote="127.0.0.1:1",
-                                    terminal=SimpleNamespace(id="T0100001", ori="OR9990100"),
-                                    number=lambda terminal_id: 7)
-    proto.dataReceived(b"".join(StxFramer.encode(input_bytes(f"R{i:09d}", "", "HBT")) for i in range(5)))
+    factory, proto, transport, handled = identified(clock, False, inputs_per_second=1.0, input_burst=2)
+    proto.dataReceived(heartbeats(5))
     assert len(handled) == 2 and not proto.held  # two admitted, three answered .21. by the link
     assert transport.producerState == "paused"
     assert [r["ref"] for r in events(factory, "INPUT RATE EXCEEDED")] == ["R000000002"]
