@@ -38,6 +38,27 @@ class Limits:
     max_connections_per_address: int = 300
     queue_depth: int = 5000
     handler_seconds: float = 2.0
+    # Connections (docs/SECURITY.md, "Connections"): a TLS handshake not finished in
+    # handshake_seconds is dropped; at most max_handshakes connections may be
+    # unidentified at once (max_connections counts identified terminals only).
+    handshake_seconds: float = 5.0
+    max_handshakes: int = 256
+    # Frames read and held while a connection waits (a password check); at the cap the
+    # switch stops reading that connection until they are answered.
+    max_held_frames: int = 256
+    # Token buckets per terminal on the switch clock: sustained rate and burst; 0 = no limit.
+    inputs_per_second: float = 20.0
+    input_burst: int = 200
+    signons_per_second: float = 1.0
+    signon_burst: int = 10
+
+    def __attrs_post_init__(self) -> None:
+        for name in ("handshake_seconds", "inputs_per_second", "signons_per_second"):
+            if not isinstance(getattr(self, name), (int, float)) or getattr(self, name) < 0:
+                raise ValueError(f"{name} must be a number, 0 or more")
+        for name in ("max_handshakes", "max_held_frames", "input_burst", "signon_burst"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise ValueError(f"{name} must be a whole number, 1 or more")
 
 
 @attrs.frozen
@@ -135,7 +156,10 @@ class Settings:
         if not listeners:
             raise ConfError(f"{origin}: at least one [[listener]] is required")
 
-        limits = Limits(**_known(Limits, section("limits"), origin, "limits"))
+        try:
+            limits = Limits(**_known(Limits, section("limits"), origin, "limits"))
+        except (TypeError, ValueError) as exc:
+            raise ConfError(f"{origin}: [limits] {exc}") from None
         sess = _known(SessionRules, section("session"), origin, "session")
         if "exempt_types" in sess:
             sess["exempt_types"] = tuple(sess["exempt_types"])
