@@ -68,6 +68,9 @@ class SessionRules:
     failed_signons: int = 5
     failed_window_minutes: float = 15
     exempt_types: tuple[str, ...] = ("mobile", "dispatch", "receive-only")
+    # log2 of the scrypt N passwords are hashed and rehashed to (17: N = 131072).
+    # Lower only in a benchmark home, whose sign-ons are not what it measures.
+    password_cost: int = 17
 
 
 @attrs.frozen

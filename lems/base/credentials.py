@@ -68,11 +68,12 @@ def _scrypt(salt: bytes, length: int, n: int, r: int, p: int) -> Scrypt:
     return Scrypt(salt=salt, length=length, n=n, r=r, p=p)
 
 
-def hash_password(password: str, *, n: int = SCRYPT_N) -> str:
+def hash_password(password: str, *, n: Optional[int] = None) -> str:
     """A new salted scrypt hash of ``password`` in the self-describing form (about 0.45 s).
 
     ``n`` (a power of two) is only lowered by tests that hash many passwords.
     """
+    n = target_n if n is None else n
     salt = os.urandom(SALT_BYTES)
     key = _scrypt(salt, KEY_BYTES, n, SCRYPT_R, SCRYPT_P).derive(password.encode("utf-8"))
     return f"{SCHEME}${n}${SCRYPT_R}${SCRYPT_P}${_b64(salt)}${_b64(key)}"
@@ -99,12 +100,31 @@ def _parse(stored: object) -> Optional[tuple[int, int, int, bytes, bytes]]:
 def needs_rehash(stored: str) -> bool:
     """True for a well-formed hash made at a lower cost than today's (n, r or p below the current)."""
     parsed = _parse(stored)
-    return parsed is not None and (parsed[0] < SCRYPT_N or parsed[1] < SCRYPT_R or parsed[2] < SCRYPT_P)
+    return parsed is not None and (parsed[0] < target_n or parsed[1] < SCRYPT_R or parsed[2] < SCRYPT_P)
 
 
 # Compared against when the operator id does not exist (or is not of the ORI given), so a
 # refused sign-on costs what a real check costs.  Today's cost; a random key no password has.
-DUMMY_HASH = f"{SCHEME}${SCRYPT_N}${SCRYPT_R}${SCRYPT_P}${_b64(os.urandom(SALT_BYTES))}${_b64(os.urandom(KEY_BYTES))}"
+def _dummy(n: int) -> str:
+    return f"{SCHEME}${n}${SCRYPT_R}${SCRYPT_P}${_b64(os.urandom(SALT_BYTES))}${_b64(os.urandom(KEY_BYTES))}"
+
+
+# Today's cost: what new hashes get and what older ones are raised to at sign-on.
+# SCRYPT_N unless the home's [session] password_cost says otherwise (set_target_cost).
+target_n = SCRYPT_N
+DUMMY_HASH = _dummy(target_n)
+
+
+def set_target_cost(n: int) -> None:
+    """The scrypt N this switch hashes and rehashes to (a power of two, 2^4 to 2^20).
+
+    Below SCRYPT_N only for a benchmark home, whose sign-ons are not what it measures.
+    """
+    global target_n, DUMMY_HASH
+    if n < 16 or n > _MAX_N or n & (n - 1):
+        raise ValueError(f"scrypt N must be a power of two from 16 to {_MAX_N}, not {n}")
+    if n != target_n:
+        target_n, DUMMY_HASH = n, _dummy(n)
 
 # Hashes at today's cost made by verify_password for old hashes it accepted, by old hash.
 _UPGRADES: "collections.OrderedDict[str, str]" = collections.OrderedDict()

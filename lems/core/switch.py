@@ -36,11 +36,6 @@ from lems.wire.message import Message
 # Access refusals (PROTOCOL.md 5.6) are security events as well as replies.
 AUDITED_REFUSALS = frozenset({".21.", ".22.", ".23.", ".24.", ".25."})
 
-# Compared against when the operator id does not exist or is not of the ORI given, so a
-# rejected sign-on costs the same either way and timing does not tell whether the id exists.
-_DUMMY_HASH = credentials.DUMMY_HASH
-
-
 class Hub:
     """The live sessions by terminal id; the link registers a writer for each."""
 
@@ -87,6 +82,7 @@ class Switch:
         self.store = store
         self.clock = clock
         self.log = log or structlog.get_logger("lems")
+        credentials.set_target_cost(2 ** settings.session.password_cost)
         # One writer of the journal: the router's steps and the sessions share it.
         self.trail = router.routing.trail
         self.journal = self.trail.journal
@@ -262,7 +258,9 @@ class Switch:
         # An operator of another agency than the ORI given is checked like an unknown id:
         # against the dummy hash, and (in sign_on) never counted against that operator.
         mine = operator is not None and operator.ori == msg.ori
-        stored = operator.password if mine else _DUMMY_HASH
+        # Not ours: checked against the dummy hash, so a refusal costs what a real check costs
+        # and timing does not tell whether the id exists.
+        stored = operator.password if mine else credentials.DUMMY_HASH
         token = session.begin_sign_on(PendingSignOn(inp.ref, msg.ori, operator_id, msg.get("OTP"), inp.text))
         return [CheckPassword(token, stored, msg.get("PWD", ""))]
 
@@ -295,7 +293,7 @@ class Switch:
             self.log.warning("password rehash not saved", operator=operator.id, error=str(exc))
             return operator
         self.audit("security", session, event="PASSWORD REHASHED", operator=operator.id,
-                   text=f"SCRYPT N={credentials.SCRYPT_N}")
+                   text=f"SCRYPT N={credentials.target_n}")
         return new
 
     def _sign_off(self, session: Session, inp: Input) -> list[Action]:

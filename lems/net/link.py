@@ -28,17 +28,17 @@ framing events to the session and carries out the session's actions:
 from __future__ import annotations
 
 import collections
-import re
+import os
 import weakref
 from typing import Any, Optional
 
 import structlog
-from twisted.internet import interfaces, protocol, threads
+from twisted.internet import defer, interfaces, protocol, threads
 from twisted.python import failure
 from zope.interface import implementer
 
 from lems.base import credentials
-from lems.wire import framing
+from lems.wire import framing, secrets
 from lems.net import pki
 from lems.base.errors import Reject
 from lems.wire.headers import INPUT_HEADER_LEN, HeaderError, Input, output_bytes
@@ -46,12 +46,10 @@ from lems.base.clock import stamp
 from lems.base.events import CheckPassword, Close, Send
 from lems.core.session import Session
 
-_SECRET = re.compile(r"\b(PWD|OTP)/[^.]*", re.IGNORECASE)
-
-
-def redact(text: str) -> str:
-    """An input as it may be echoed: passwords and one-time codes written PWD/* and OTP/*."""
-    return _SECRET.sub(lambda m: m.group(1).upper() + "/*", text)
+# Password checks (scrypt, ~0.35 s and 128 MiB each) running at once in the thread pool,
+# whatever the number of connections signing on: the cores they can use, not more, so
+# a crowd of sign-ons costs time, never the machine's memory.
+PASSWORD_CHECKS = defer.DeferredSemaphore(max(2, os.cpu_count() or 2))
 
 
 class Bucket:
@@ -307,7 +305,7 @@ class TerminalProtocol(protocol.Protocol):
                                       outcome=reject.code, text=reject.reason)
             self.log.warning("rate exceeded", kind=kind.lower(), code=reject.code)
         bucket.refused += 1
-        reject.with_original(redact(text))
+        reject.with_original(secrets.mask(text))
         osn = session.number(session.terminal.id)
         payload = output_bytes(osn, ref, "E", stamp(self.factory.switch.clock.now()), reject.text())
         return [Send(payload, osn, "E")]
@@ -355,8 +353,9 @@ class TerminalProtocol(protocol.Protocol):
     def _check_password(self, check: CheckPassword) -> None:
         # The session is busy until done(): _drain hands it nothing more, so one check per connection.
         session = self.session
-        d = threads.deferToThreadPool(self.factory.reactor, self.factory.reactor.getThreadPool(),
-                                      credentials.verify_password, check.password, check.stored)
+        reactor = self.factory.reactor
+        d = PASSWORD_CHECKS.run(threads.deferToThreadPool, reactor, reactor.getThreadPool(),
+                                credentials.verify_password, check.password, check.stored)
 
         def done(ok: bool) -> None:
             if session is self.session:

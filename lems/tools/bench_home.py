@@ -16,6 +16,9 @@ BENCH_OPERATOR = "OPBENCH1"
 BENCH_PASSWORD = "BenchOnly#1"
 # scrypt cost of the bench operator's hash: cheap, because sign-on is not what is measured.
 BENCH_SCRYPT_N = 2**4
+# The bench home's settings: hashes stay at the bench cost (no rehash at sign-on), and the
+# per-terminal input rate is off: a closed-loop terminal sends as fast as it is answered.
+BENCH_SETTINGS = {"session": {"password_cost": 4}, "limits": {"inputs_per_second": 0.0}}
 
 
 def prepare_home(home: Path, terminals: int, records: int) -> list[str]:
@@ -31,6 +34,7 @@ def prepare_home(home: Path, terminals: int, records: int) -> list[str]:
     from lems.base.registry import Operator, Terminal
 
     registry = home_mod.init(home)
+    _bench_settings(home / "conf" / "lems.toml")
     settings = Settings.load(home)
     ca = pki.Pki(settings.pki_dir)
     today = dt.date.today()
@@ -62,3 +66,13 @@ def prepare_home(home: Path, terminals: int, records: int) -> list[str]:
                 out.writelines(json.dumps(record_to_json(record)) + "\n"
                                for record in synthetic_records(file, records, seed=1, catalogue=catalogue))
     return ids
+
+
+def _bench_settings(path: Path) -> None:
+    import tomlkit
+
+    doc = tomlkit.parse(path.read_text(encoding="utf-8"))
+    for section, values in BENCH_SETTINGS.items():
+        for key, value in values.items():
+            doc[section][key] = value
+    path.write_text(tomlkit.dumps(doc), encoding="utf-8")
