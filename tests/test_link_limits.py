@@ -16,7 +16,8 @@ from twisted.internet.testing import StringTransport
 
 from lems.base.conf import Limits
 from lems.base.errors import Reject
-from lems.net.link import Bucket, DropReport, Outbox, Refused, TerminalFactory, TerminalProtocol, redact
+from lems.net.link import Bucket, DropReport, Outbox, Refused, TerminalFactory, TerminalProtocol
+from lems.wire.secrets import mask
 
 
 class StandInSwitch:
@@ -147,7 +148,7 @@ def test_bucket_rate_and_burst():
     ("QW.OR9990100.NAM/DOE, JOHN Q.DOB/19800101", "QW.OR9990100.NAM/DOE, JOHN Q.DOB/19800101"),
 ])
 def test_refusals_echo_no_secret(text, shown):
-    assert redact(text) == shown
+    assert mask(text) == shown
 
 
 def test_limits_are_checked_when_loaded():
