@@ -120,7 +120,7 @@ def test_completion(running):
 
     assert complete("") == ("", sorted(["help", "status", "sessions", "terminals", "agencies", "agreements",
                                         "queue", "hits", "locked", "revoke", "suspend", "reinstate", "unlock",
-                                        "send", "reload", "audit", "quit"]))
+                                        "send", "reload", "clock", "audit", "quit"]))
     assert complete("s") == ("s", ["send", "sessions", "status", "suspend"])
     assert complete("REV") == ("REV", ["revoke"])
     assert complete("revoke t01") == ("t01", ["T0100001", "T0100002"])

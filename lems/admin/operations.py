@@ -12,6 +12,9 @@ directly.
   the live sessions it no longer admits are closed at once.
 * reload: catalogues, registry and routes are all built first; if any of them
   fails the running configuration is kept untouched.
+* advance_clock: switch time forward on an adjustable home (PROTOCOL.md 8); the
+  new offset is kept in the store and journaled before the clock moves, then the
+  switch's timers run at once.
 """
 
 from __future__ import annotations
@@ -21,10 +24,11 @@ from typing import TYPE_CHECKING, Any, Optional
 
 import attrs
 
-from lems.base.clock import stamp
+from lems.base.clock import ClockError, EmulatedClock, span, stamp
 from lems.base.registry import Agency, Registry, Terminal
 from lems.core.build import load_router
 from lems.store import journal as journal_mod
+from lems.store import switch_time
 from lems.traffic.delivery import PRIORITY_STATUS, QueueFull
 from lems.wire.codec import Codec
 
@@ -84,6 +88,33 @@ class Reloaded:
     terminals: int
     operators: int
     closed: tuple[str, ...]
+
+
+@attrs.frozen
+class ClockView:
+    """The console's ``clock``: switch time and how far it is ahead of the system clock."""
+
+    now: dt.datetime
+    local: dt.datetime            # in the switch's time zone
+    ahead: Optional[dt.timedelta]  # None: the switch runs on the system clock
+    adjustable: bool
+    advances: int
+
+
+@attrs.frozen
+class Advanced:
+    """The outcome of ``clock advance``."""
+
+    before: dt.datetime
+    after: dt.datetime
+    ahead: dt.timedelta
+
+
+def _iso(moment: dt.datetime) -> str:
+    return moment.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+NOT_ADJUSTABLE_HINT = "(A TEST SYSTEM SETS [clock] adjustable = true IN conf/lems.toml)"
 
 
 class _Delivery:
@@ -253,6 +284,38 @@ class Admin:
                                    "TERMINAL NO LONGER ADMITTED AFTER RELOAD - DISCONNECTED")
         return Reloaded(len(codec.keys), len(registry.agencies), len(registry.terminals), len(registry.operators),
                         closed)
+
+    def clock(self) -> ClockView:
+        sw = self.switch
+        clock = sw.clock
+        now = clock.now()
+        emulated = isinstance(clock, EmulatedClock)
+        saved = switch_time.load(sw.store.conn) if emulated else None
+        return ClockView(now, now.astimezone(sw.settings.timezone), clock.ahead() if emulated else None,
+                         emulated and clock.adjustable, saved.advances if saved else 0)
+
+    def advance_clock(self, by: dt.timedelta, who: str) -> Advanced:
+        """Move switch time forward by ``by``; journaled and kept before it moves, then the timers run."""
+        sw = self.switch
+        clock = sw.clock
+        if not isinstance(clock, EmulatedClock) or not clock.adjustable:
+            raise AdminError(f"THE CLOCK IS NOT ADJUSTABLE ON THIS SWITCH {NOT_ADJUSTABLE_HINT}")
+        try:
+            clock.check(by)
+        except ClockError as exc:
+            raise AdminError(str(exc)) from None
+        before = clock.now()
+        after = before + by
+        offset = clock.offset + by.total_seconds()
+        conn = sw.store.write()
+        switch_time.save(conn, offset, after)
+        sw.audit("admin", None, event="CLOCK ADVANCE", operator=who.upper(),
+                 text=(f"SWITCH TIME ADVANCED {span(by)} FROM {_iso(before)} TO {_iso(after)}, "
+                       f"{span(clock.ahead() + by)} AHEAD OF THE SYSTEM CLOCK"))
+        sw.store.commit()  # kept before anything runs on the new time: a restart resumes there
+        clock.advance(by)
+        sw.tick()  # what fell due in the jump happens now, not at the next one-second tick
+        return Advanced(before, after, clock.ahead())
 
     def _close(self, sessions: list[Any], reason: str, notice: str) -> tuple[str, ...]:
         closed = []

@@ -15,6 +15,7 @@ import attrs
 import structlog
 
 from lems.admin.operations import Admin, AdminError
+from lems.base.clock import UTC, parse_advance, span
 from lems.wire import secrets
 
 log = structlog.get_logger("lems.admin.shell")
@@ -52,6 +53,8 @@ COMMANDS: dict[str, Command] = {
     "send": Command("send SM TEXT", "status message from the control terminal agency to every connected terminal"),
     "reload": Command("reload", ("re-read formats/, terminals/ and routes/; refused, keeping the running "
                                  "configuration, when any of them is broken")),
+    "clock": Command("clock [advance <N>m|h|d]",
+                     "switch time; on a test system, move it forward N minutes, hours or days (at most 400 days)"),
     "audit": Command(("audit [ori ORI] [terminal ID] [operator ID] [mke KEY] [kind KIND] [text WORD] "
                       "[since WHEN] [until WHEN] [last N]"),
                      f"search the audit journal: the newest N records (default {AUDIT_DEFAULT}), oldest first"),
@@ -65,6 +68,10 @@ def _duration(seconds: float) -> str:
     seconds = int(seconds)
     days, rest = divmod(seconds, 86400)
     return f"{days}d {rest // 3600:02d}:{rest % 3600 // 60:02d}:{rest % 60:02d}"
+
+
+def _utc(moment: Any) -> str:
+    return f"{moment.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC"
 
 
 def _first_line(text: Optional[str], width: int = 60) -> str:
@@ -139,6 +146,8 @@ class Console:
             return [*registry.agencies, *registry.terminals]
         if command == "unlock":
             return sorted({*self.switch.locked_operators(), *registry.operators})
+        if command == "clock":
+            return ["advance"]
         return {"help": list(COMMANDS), "agreements": ["due"], "send": ["SM"], "audit": [*AUDIT_FILTERS, "last"],
                 "queue": list(registry.agencies)}.get(command, [])
 
@@ -290,6 +299,31 @@ class Console:
                   f"{r.operators} operators, routes")]
         if r.closed:
             lines.append(f"closed live session(s) no longer admitted: {' '.join(r.closed)}")
+        return Reply(lines)
+
+    def do_clock(self, args: list[str], line: str, target: dict) -> Reply:
+        usage = Reply([f"usage: {COMMANDS['clock'].usage}"], ok=False)
+        if args and (len(args) != 2 or args[0].lower() != "advance"):
+            return usage
+        if args:
+            try:
+                by = parse_advance(args[1])
+            except ValueError:
+                return usage
+            done = self.admin.advance_clock(by, who=self.who)
+            return Reply([f"switch time advanced {span(by)}: {_utc(done.before)} -> {_utc(done.after)}",
+                          f"now {span(done.ahead)} ahead of the system clock; timers due by then have run"])
+        view = self.admin.clock()
+        lines = [f"switch time  {_utc(view.now)}  ({view.local:%Y-%m-%d %H:%M:%S %Z} local)"]
+        if view.ahead is None:
+            lines.append("the system clock; the clock is not adjustable on this switch")
+        elif not view.ahead:
+            lines.append("offset       none: the system clock's time until `clock advance <N>m|h|d`")
+        else:
+            lines.append(f"offset       {span(view.ahead)} ahead of the system clock "
+                         f"({view.advances} advance(s) kept in the store)")
+            if not view.adjustable:
+                lines.append("not adjustable on this switch any more: the offset stays, time never moves backwards")
         return Reply(lines)
 
     def do_quit(self, args: list[str], line: str, target: dict) -> Reply:

@@ -91,6 +91,16 @@ class ConsoleLimits:
 
 
 @attrs.frozen
+class ClockSettings:
+    """[clock]: may an administrator move switch time forward (``clock advance``, PROTOCOL.md 8)?
+
+    A test system only: every time-based rule then runs on the emulated clock.
+    """
+
+    adjustable: bool = False
+
+
+@attrs.frozen
 class Settings:
     home: Path
     name: str
@@ -113,6 +123,7 @@ class Settings:
     banner: str
     pki: PkiLifetimes = attrs.field(factory=PkiLifetimes)
     console_limits: ConsoleLimits = attrs.field(factory=ConsoleLimits)
+    clock: ClockSettings = attrs.field(factory=ClockSettings)
 
     @property
     def pki_dir(self) -> Path:
@@ -190,6 +201,7 @@ class Settings:
             banner=banner.get("text", "").strip("\n"),
             pki=_pki_lifetimes(section("pki"), origin),
             console_limits=_console_limits(console, origin),
+            clock=_clock_settings(section("clock"), origin),
         )
 
 
@@ -210,6 +222,13 @@ def _console_limits(console: dict[str, Any], origin: Any) -> ConsoleLimits:
         raise ConfError(f"{origin}: console.attempts_per_address must be at least 1 and "
                         "console.attempt_window_seconds above 0")
     return ConsoleLimits(int(limits.attempts_per_address), float(limits.attempt_window_seconds))
+
+
+def _clock_settings(values: dict[str, Any], origin: Any) -> ClockSettings:
+    clock = ClockSettings(**_known(ClockSettings, values, origin, "clock"))
+    if not isinstance(clock.adjustable, bool):
+        raise ConfError(f"{origin}: clock.adjustable must be true or false")
+    return clock
 
 
 # Settings an earlier lems.toml may still carry that nothing reads any more: accepted

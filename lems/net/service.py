@@ -28,7 +28,7 @@ from lems.base.conf import Settings
 from lems.core.build import build_switch
 from lems.net import pki as pki_mod
 from lems.net.link import Outbox, TerminalFactory
-from lems.store import Store
+from lems.store import Store, switch_time
 from lems.wire.capture import Capture
 
 TICK_SECONDS = 1.0
@@ -68,17 +68,21 @@ class Service(service.MultiService):
             reactor = default_reactor
         self.reactor = reactor
         self.home = Path(home).resolve()
-        self.clock = clock or SystemClock()
         self.settings = Settings.load(self.home)
         self.port_override = port
         self.host_override = host
         self.console_port = console_port
         self.capture = capture
         self.log = structlog.get_logger("lems.net.service")
-        self.pki = pki_mod.Pki(self.settings.pki_dir, clock=self.clock)
+        # Certificates are checked by OpenSSL against the system's time, never the emulated one.
+        self.pki = pki_mod.Pki(self.settings.pki_dir, clock=clock or SystemClock())
         if not self.pki.exists():
             raise FileNotFoundError(f"{self.settings.pki_dir}: no PKI in this home (run `lems init DIR` for a new home)")
         self.store = Store.open(self.settings.store_path)
+        # The switch clock: ``clock`` (the system clock), or on a home whose [clock] is adjustable (or
+        # was, and moved) an EmulatedClock around it that resumes the offset kept in the store.
+        self.clock = switch_time.switch_clock(self.store.conn, self.settings.clock.adjustable,
+                                              base=clock or SystemClock())
         self.switch = build_switch(self.home, self.settings, self.store, self.clock, self.log)
         self.outbox = Outbox(self.store, reactor, capture=Capture.open(capture) if capture else None)
         self.factories: list[TerminalFactory] = []

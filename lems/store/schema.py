@@ -173,6 +173,17 @@ CREATE TABLE registry_change (
 );
 """
 
+# The emulated clock of an adjustable home (lems.store.switch_time, PROTOCOL.md 8): how far
+# the console moved switch time ahead of the system clock, so a restart resumes there.
+SWITCH_CLOCK = """
+CREATE TABLE switch_clock (
+    id INTEGER PRIMARY KEY CHECK (id = 1),   -- one row, once the clock was first advanced
+    offset_seconds REAL NOT NULL,            -- switch time minus system time; only grows
+    reached TEXT NOT NULL,                   -- UTC ISO: the switch time the last advance reached (never earlier)
+    advances INTEGER NOT NULL                -- how many advances made the offset
+);
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     ("0001_core", CORE),
     ("0002_journal", JOURNAL),
@@ -182,6 +193,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     ("0006_retention_run", RETENTION_RUN),
     ("0007_anchor_stamped", ANCHOR_STAMPED),
     ("0008_registry_change", REGISTRY_CHANGE),
+    ("0009_switch_clock", SWITCH_CLOCK),
 )
 
 RENAMED = {

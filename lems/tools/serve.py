@@ -45,11 +45,31 @@ def run(args: argparse.Namespace) -> int:
         console_host = args.host or service.settings.console_host
         print(f"administrators' console (SSH): {console_host}:{service.console.port}"
               f" (lems console --home {home})", flush=True)
+    clock_line = _clock_warning(service)
+    if clock_line:
+        print(clock_line, flush=True)
     print(f"home {home}; log {service.settings.log_path}; stop with Ctrl-C", flush=True)
     reactor.addSystemEventTrigger("before", "shutdown", service.stop)
     reactor.run()
     print("LEMS switch stopped", flush=True)
     return EXIT_OK
+
+
+def _clock_warning(service: object) -> "str | None":
+    """One line when the switch does not run on the system clock (PROTOCOL.md 8)."""
+    from lems.base.clock import EmulatedClock, span
+
+    clock = service.clock  # type: ignore[attr-defined]
+    if not isinstance(clock, EmulatedClock):
+        return None
+    now = f"{clock.now():%Y-%m-%d %H:%M:%S} UTC"
+    ahead = clock.ahead()
+    if clock.adjustable:
+        where = f", {span(ahead)} ahead of the system clock" if ahead else ""
+        return (f"WARNING: the switch clock is adjustable ([clock] adjustable = true): test systems only; "
+                f"switch time {now}{where}")
+    return (f"WARNING: switch time {now} is {span(ahead)} ahead of the system clock (advanced while [clock] was "
+            f"adjustable; it stays ahead: time never moves backwards)")
 
 
 def _owner_only(home: Path, capture: "Path | None", quiet: bool = False) -> None:
