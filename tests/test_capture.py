@@ -80,7 +80,7 @@ def test_serve_capture_records_both_directions_per_terminal(switch_factory, tmp_
     by_terminal = {t: [f for f in frames if f["terminal"] == t] for t in ("T0100001", "T0200001")}
     first = by_terminal["T0100001"]
     assert (first[0]["dir"], first[0]["cls"], first[0]["ref"]) == ("out", "S", "")
-    assert "MONITORED AND RECORDED" in first[0]["text"]
+    assert "MONITORED AND RECORDED" in first[0]["text"] and first[0]["life"] is True
     signon = first[1]
     # The password is never in a capture (PROTOCOL.md 4 item 4); replay puts it back.
     assert signon["dir"] == "in" and signon["text"] == "SON.OR9990100.OPR/OP010001.PWD/*"
@@ -91,3 +91,40 @@ def test_serve_capture_records_both_directions_per_terminal(switch_factory, tmp_
     assert by_terminal["T0200001"][2]["text"].startswith(".20.")
     times = [f["t"] for f in frames]
     assert times == sorted(times) and times[0] >= 0
+
+
+def test_life_cycle_frames_are_marked_and_traffic_is_not():
+    """PROTOCOL.md 7: the switch's frames about its own life are recorded with "life": true."""
+    out = io.StringIO()
+    cap = capture_mod.Capture(out, Ticks())
+    ts = "2026010112000000"
+    banner = "LEMS EMULATOR - TEST\nSIGN ON: SON.<ORI>.OPR/<OPERATOR>.PWD/<PASSWORD>"
+    sent = [
+        ("T0100001", 1, "", "S", banner),  # first frame to the terminal: the banner
+        ("T0200001", 1, "", "E", ".21. TERMINAL T0200001 IS REVOKED"),  # refused, no banner
+        ("T0200001", 2, "", "S", "LEMS EMULATOR - INTERFACE BANNER"),  # not its first frame, text unseen
+        ("T0100001", 2, "R1", "R", "HBT"),
+        ("T0100001", 3, "", "S", "SM.OR9990000\nTXT\nSWITCH SHUTTING DOWN AT NOON"),  # SM: traffic
+        ("T0100001", 4, "R2", "S", ".02. DESTINATION OUT OF SERVICE, MESSAGE QUEUED, WILL FORWARD - OR9990200"),
+        ("T0100001", 5, "", "S", "SESSION REPLACED BY A NEW CONNECTION FROM THIS TERMINAL"),
+        ("T0100001", 6, "", "S", banner),  # a reconnection's banner
+        ("T0100001", 7, "", "S", "SESSION LOCKED AFTER 30 MINUTES WITHOUT ACTIVITY - SIGN ON AGAIN"),
+        ("T0100001", 8, "", "S", "DISCONNECTED AFTER 0.5 MINUTES WITHOUT ACTIVITY"),
+        ("T0100001", 9, "", "S", "TERMINAL T0100001 REVOKED BY THE CONTROL TERMINAL AGENCY"),  # an admin's act
+        ("T0100001", 10, "", "S", "SWITCH SHUTTING DOWN"),
+    ]
+    for terminal, osn, ref, cls, text in sent:
+        cap.outbound(terminal, output_bytes(osn, ref, cls, ts, text))
+    cap.flush()
+    frames = [capture_mod.parse_line(line) for line in out.getvalue().splitlines()]
+    assert [f.get("life", False) for f in frames] == [
+        True, False, False, False, False, False, True, True, True, True, False, True]
+    assert all(f["life"] is True for f in frames if "life" in f)  # the key is written only when true
+
+
+def test_the_life_mark_is_checked_when_read():
+    base = '{"t": 0, "terminal": "T", "dir": "%s", "ref": "", "cls": %s, "text": "", "life": %s}'
+    assert capture_mod.parse_line(base % ("out", '"S"', "true"))["life"] is True
+    for direction, cls, life in (("out", '"S"', '"yes"'), ("in", "null", "true")):
+        with pytest.raises(capture_mod.CaptureError, match="life must be true or false, on an out frame"):
+            capture_mod.parse_line(base % (direction, cls, life))

@@ -160,6 +160,53 @@ def test_missing_and_unexpected_replies_are_reported():
     assert kinds == ["missing reply", "missing unsolicited", "unexpected reply"]
 
 
+BANNER = "LEMS EMULATOR - TEST\nSIGN ON: SON.<ORI>.OPR/<OPERATOR>.PWD/<PASSWORD>"
+
+
+def test_life_cycle_frames_of_an_unmarked_capture_are_not_compared():
+    """A capture from before the mark (or a journal export), taken through a reconnection and a
+    shutdown: its banners, the replaced and shutdown notices are not expected; a live banner is not
+    a surprise; everything else still is compared."""
+    def out(ref, cls, text, terminal="T0100001"):
+        return {"t": 0.0, "terminal": terminal, "dir": "out", "ref": ref, "cls": cls, "text": text}
+
+    frames = [
+        out("", "S", BANNER),
+        {"t": 0.0, "terminal": "T0100001", "dir": "in", "ref": "A", "cls": None, "text": "HBT"},
+        out("A", "R", "HBT"),
+        out("", "S", "SESSION REPLACED BY A NEW CONNECTION FROM THIS TERMINAL"),
+        out("", "S", BANNER),
+        out("", "S", "SESSION LOCKED AFTER 30 MINUTES WITHOUT ACTIVITY - SIGN ON AGAIN"),
+        out("", "S", "SM.OR9990000\nTXT\nSTATUS"),  # traffic: compared
+        out("", "S", "SWITCH SHUTTING DOWN"),
+    ]
+
+    class Bannered(ScriptedTarget):
+        def connect(self, reactor_, terminal, on_frame, on_lost=None, timeout=10.0, on_bad=None):
+            d = super().connect(reactor_, terminal, on_frame, on_lost, timeout, on_bad)
+            on_frame(Output(1, "", "S", "2026112200000000", BANNER + "\nA LINE ADDED SINCE"))
+            reactor.callLater(0.01, on_frame, Output(3, "", "S", "2026112200000000", "SM.OR9990000\nTXT\nSTATUS"))
+            return d
+
+    report = in_reactor(replay.run_in_reactor, reactor, frames, Bannered(lambda text: ("R", text)), speed=None,
+                        settle=0.2)
+    assert report["mismatched"] == 0, [m["reason"] for m in report["mismatches"]]
+    assert report["life_cycle"] == {"recorded": 5, "live": 1}
+    assert report["compared"] == 2  # the HBT reply and the SM
+
+
+def test_the_life_mark_decides_over_the_rule():
+    frames = [
+        {"t": 0.0, "terminal": "T0100001", "dir": "out", "ref": "", "cls": "S", "text": "NOTICE", "life": True},
+        {"t": 0.0, "terminal": "T0100001", "dir": "out", "ref": "", "cls": "S", "text": "SWITCH SHUTTING DOWN",
+         "life": False},
+    ]
+    report = in_reactor(replay.run_in_reactor, reactor, frames, ScriptedTarget(lambda text: ("R", text)),
+                        speed=None, settle=0.05)
+    assert report["life_cycle"]["recorded"] == 1
+    assert [m["kind"] for m in report["mismatches"]] == ["missing unsolicited"]
+
+
 def test_a_frame_that_is_not_an_output_header_is_a_mismatch_of_its_own():
     frames = [
         {"t": 0.0, "terminal": "T0100001", "dir": "in", "ref": "A", "cls": None, "text": "HBT"},
@@ -217,7 +264,11 @@ def test_good_capture_replays_clean(running):
                         credentials=replay.Credentials(default=PASSWORD))
     assert report["mismatched"] == 0, [m["reason"] for m in report["mismatches"]]
     assert report["frames"] == sum(1 for f in frames if f["dir"] == "in")
-    assert report["compared"] == sum(1 for f in frames if f["dir"] == "out")
+    # Every out frame but the two banners (life-cycle frames, PROTOCOL.md 7: recorded, not compared);
+    # this capture predates the "life" mark, so replay tells them by the rule.
+    assert not any("life" in f for f in frames)
+    assert report["compared"] == sum(1 for f in frames if f["dir"] == "out") - 2
+    assert report["life_cycle"] == {"recorded": 2, "live": 2}
     assert report["latency_ms"]["p99"] is not None
 
 
@@ -238,6 +289,7 @@ def test_cli_exit_status_and_report(running, tmp_path):
                           capture_output=True, text=True, timeout=60)
     assert good.returncode == 0, good.stdout + good.stderr
     assert "0 mismatched" in good.stdout and "latency ms p50" in good.stdout
+    assert "2 recorded life-cycle frames not compared" in good.stdout
     report_path = tmp_path / "report.json"
     credentials = tmp_path / "credentials"
     credentials.write_text(f"# operator password\nOP010001 {PASSWORD}\nop020001 {PASSWORD}\n")
@@ -252,6 +304,31 @@ def test_cli_exit_status_and_report(running, tmp_path):
     none = subprocess.run(base + [str(GOOD), *where, "--max"], capture_output=True, text=True, timeout=60)
     assert none.returncode == 2
     assert "OP010001 needs a password; OP020001 needs a password" in none.stderr and "--password" in none.stderr
+
+
+def test_a_capture_taken_through_a_shutdown_replays_clean(switch_factory, tmp_path):
+    """Issue 15 item 5: the SWITCH SHUTTING DOWN notice is recorded, marked, and not expected."""
+    path = tmp_path / "through-shutdown.jsonl"
+    first = switch_factory(capture=path)
+    c = first.signed_on("T0100001", "OR9990100", "OP010001")
+    assert c.request("QW.OR9990100.NAM/DOE, JOHN Q.DOB/19800101").cls == "R"
+    again = first.client("T0100001").connect()  # replaces the first session
+    again.banner()
+    assert again.sign_on("OR9990100", "OP010001", PASSWORD).cls == "R"
+    first.call(first.service.stop)
+    first.service = None
+    frames = list(capture_mod.read(path))
+    life = [(f["cls"], f["text"].split("\n")[0]) for f in frames if f.get("life")]
+    assert life == [("S", frames[0]["text"].split("\n")[0]),
+                    ("S", "SESSION REPLACED BY A NEW CONNECTION FROM THIS TERMINAL"),
+                    ("S", frames[0]["text"].split("\n")[0]),
+                    ("S", "SWITCH SHUTTING DOWN")]
+    assert not any("life" in f for f in frames if f["cls"] in ("R", "E") or f["dir"] == "in")
+    second = switch_factory()
+    report = in_reactor(replay.run_in_reactor, reactor, frames, _target(second), speed=None, settle=0.2,
+                        credentials=replay.Credentials(default=PASSWORD))
+    assert report["mismatched"] == 0, [m["reason"] for m in report["mismatches"]]
+    assert report["life_cycle"] == {"recorded": 4, "live": 1}
 
 
 # -- sign-on secrets put back --------------------------------------------------------------------

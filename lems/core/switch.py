@@ -203,15 +203,17 @@ class Switch:
             self.audit("security", session, event="GARBAGE OVERRUN", outcome=".10.", text=event.reason)
             return [*session.refuse(Reject(".10.", event.reason)), *session.hang_up(event.reason)]
         # Every text journaled or echoed here has its sign-on secrets masked (PROTOCOL.md 4 item 4).
+        # Refused by the framing: the REF is given back whenever its 10 bytes were read (PROTOCOL.md 3;
+        # blank when they hold a byte that cannot be echoed, framing.ref_of).
         if isinstance(event, framing.FrameError):
             original = secrets.mask(event.original.decode("ascii"))
-            self.audit("in", session, outcome=event.code, text=original, nbytes=len(event.original))
-            return session.refuse(Reject(event.code, event.reason, original))
+            self.audit("in", session, ref=event.ref, outcome=event.code, text=original, nbytes=len(event.original))
+            return session.refuse(Reject(event.code, event.reason, original), event.ref)
         payload = event.payload
         if len(payload) < INPUT_HEADER_LEN:
-            text = secrets.mask(payload.decode("ascii"))
-            self.audit("in", session, outcome=".10.", text=text, nbytes=len(payload))
-            return session.refuse(Reject(".10.", f"INPUT HEADER MUST BE {INPUT_HEADER_LEN} CHARACTERS", text))
+            text, ref = secrets.mask(payload.decode("ascii")), framing.ref_of(payload)
+            self.audit("in", session, ref=ref, outcome=".10.", text=text, nbytes=len(payload))
+            return session.refuse(Reject(".10.", f"INPUT HEADER MUST BE {INPUT_HEADER_LEN} CHARACTERS", text), ref)
         inp = Input.from_wire(payload)
         mke = self.peek_key(inp.text)
         seq = self.audit("in", session, ref=inp.ref, mke=mke, text=secrets.mask(inp.text), nbytes=len(payload))

@@ -265,8 +265,12 @@ def main(argv: Optional[list[str]] = None) -> int:
         print(f"lems console: no administrator key {console_dir(home) / ADMIN_KEY} (`lems init` makes one)",
               file=sys.stderr)
         return 2
-    host = args.host or settings.console_host
-    port = args.port if args.port is not None else settings.console_port
+    # A running switch's bound console (var/run/listeners.json), else the configuration.
+    from lems.base import running
+
+    live_host, live_port = running.console(home) or (settings.console_host, settings.console_port)
+    host = args.host or live_host
+    port = args.port if args.port is not None else live_port
     if shutil.which("ssh") and not args.builtin:
         return subprocess.call(_ssh_command(home, host, port, args.command))
     return _builtin(home, host, port, args.command)

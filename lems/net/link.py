@@ -406,9 +406,8 @@ class TerminalProtocol(protocol.Protocol):
 
 def _peek(event: framing.Event) -> tuple[str, str]:
     """REF and text of an input, as far as they can be read, for a refusal."""
-    if isinstance(event, framing.FrameError):
-        original = event.original.decode("ascii", "replace")
-        return (original[:10].rstrip(" ") if len(original) >= INPUT_HEADER_LEN else ""), original
+    if isinstance(event, framing.FrameError):  # the REF the switch itself would give back
+        return event.ref, event.original.decode("ascii", "replace")
     payload = event.payload  # type: ignore[union-attr]
     if len(payload) >= INPUT_HEADER_LEN:
         try:
@@ -416,7 +415,7 @@ def _peek(event: framing.Event) -> tuple[str, str]:
             return inp.ref, inp.text
         except (HeaderError, ValueError):
             pass
-    return "", payload.decode("ascii", "replace")
+    return framing.ref_of(payload), payload.decode("ascii", "replace")
 
 
 class Refused(protocol.Protocol):

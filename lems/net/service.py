@@ -23,6 +23,7 @@ import structlog
 from twisted.application import internet, service
 from twisted.internet import defer
 
+from lems.base import running
 from lems.base.clock import SystemClock
 from lems.base.conf import Settings
 from lems.core.build import build_switch
@@ -121,7 +122,17 @@ class Service(service.MultiService):
         ticker.setName("tick")
         ticker.setServiceParent(self)
         self.log.info("switch listening", home=str(self.home), **bound)
+        self._announce(bound)
         return bound
+
+    def _announce(self, bound: dict[str, int]) -> None:
+        """var/run/listeners.json: where this switch listens, for the tools that take --home (lems.base.running)."""
+        listeners = {lst.name: {"host": self.host_override or lst.host, "port": bound[lst.name],
+                                "framing": lst.framing} for lst in self.settings.listeners if lst.name in bound}
+        console = None
+        if self.console is not None and self.console.port is not None:
+            console = {"host": self.console.listen_on[1], "port": self.console.port}
+        self.running_instance = running.write(self.home, listeners, console)
 
     def _console_address(self) -> tuple[int, str]:
         """--console-port, else the [console] port; a switch whose terminal listeners were put on free
@@ -140,6 +151,8 @@ class Service(service.MultiService):
         self.console = None
 
         def finish(_: Any) -> None:
+            if getattr(self, "running_instance", None):
+                running.remove(self.home, self.running_instance)
             self.switch.audit("security", None, event="SWITCH STOP")
             self.store.close()
             if self.outbox.capture is not None:

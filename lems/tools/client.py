@@ -154,7 +154,11 @@ def for_terminal(home: Path, terminal: str, port: Optional[int] = None, host: Op
     registry = Registry.load(settings.home / "terminals")
     term = registry.terminals.get(terminal.upper())
     pki_dir = settings.pki_dir
-    return TerminalClient(host or chosen.host, port or chosen.port, pki_dir / "ca.crt",
+    # A running switch's bound address (var/run/listeners.json), else the configuration.
+    from lems.base import running
+
+    live_host, live_port = running.listener(settings.home, chosen.name) or (chosen.host, chosen.port)
+    return TerminalClient(host or live_host, port or live_port, pki_dir / "ca.crt",
                           pki_dir / "terminals" / f"{terminal.upper()}.crt",
                           pki_dir / "terminals" / f"{terminal.upper()}.key",
                           chosen.framing, timeout=timeout, ack=bool(term and term.ack))

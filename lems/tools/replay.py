@@ -27,6 +27,14 @@ Entry dates (``DTE/``) on records entered during the capture, the times, dates
 and sequence numbers in the three-line Nlets reply header, and the warning
 lines of ``SIGN-ON ACCEPTED`` (they depend on today's date) are not compared.
 
+Life-cycle frames.  What the switch says about its own life and the session's
+(the banner, ``SWITCH SHUTTING DOWN``, ``SESSION REPLACED ...``, the idle lock
+and disconnect notices; ``lems.wire.capture.LifeCycle``) is not compared, on
+either side: a capture taken through a shutdown or a reconnection replays
+without a false mismatch.  Frames marked ``"life": true`` are such frames;
+frames without the mark (older captures, journal exports) are told by the same
+rule; the report counts both sides under ``life_cycle``.
+
 Secrets.  Captures and journal exports hold sign-ons as ``PWD/*`` and
 ``OTP/*`` (PROTOCOL.md 4 item 4).  Each such ``SON`` is sent with the password
 of its operator from ``--credentials FILE`` (lines ``OPERATOR PASSWORD
@@ -307,6 +315,10 @@ class Replay:
         self.compared = 0
         self.differing = 0  # compared frames that did not match
         self.started = self.ended = 0.0
+        # Life-cycle frames (PROTOCOL.md 7) are counted, not compared.
+        self.life_cycle = {"recorded": 0, "live": 0}
+        self.live_life = capture_mod.LifeCycle()
+        recorded_life = capture_mod.LifeCycle()
         waiting: dict[tuple[str, str], collections.deque[Step]] = collections.defaultdict(collections.deque)
         for pos, frame in enumerate(frames):
             terminal = frame["terminal"]
@@ -316,6 +328,10 @@ class Replay:
                 step = Step(pos, terminal, frame["ref"], frame["text"], float(frame["t"]))
                 self.steps.append(step)
                 waiting[(terminal, frame["ref"])].append(step)
+                continue
+            life = recorded_life(terminal, frame["cls"], frame["ref"], frame["text"])  # sees every out frame
+            if frame.get("life", life):  # the capture's mark, else the rule
+                self.life_cycle["recorded"] += 1
             elif frame["cls"] in ("R", "E") and waiting[(terminal, frame["ref"])]:
                 step = waiting[(terminal, frame["ref"])].popleft()
                 step.expected, step.reply_pos = frame, pos
@@ -330,6 +346,9 @@ class Replay:
                                 "reason": reason, "recorded": recorded, "live": live})
 
     def _frame(self, terminal: str, out: Output, now: Callable[[], float]) -> None:
+        if self.live_life(terminal, out.cls, out.ref, out.text):
+            self.life_cycle["live"] += 1
+            return
         queue = self.outstanding.get((terminal, out.ref)) if out.cls in ("R", "E") else None
         if not queue:
             self.live_unsolicited[terminal].append(out)
@@ -485,6 +504,7 @@ class Replay:
             "compared": self.compared,
             "matched": self.compared - self.differing,
             "mismatched": len(self.mismatches),
+            "life_cycle": dict(self.life_cycle),
             "elapsed_s": round(elapsed, 3),
             "throughput_per_s": round(replies / elapsed, 1) if replies else 0.0,
             "latency_ms": {p: (round(v, 2) if v is not None else None) for p, v in percentiles(latencies).items()},
@@ -496,7 +516,9 @@ def summary(report: dict[str, Any]) -> str:
     lines = [f"{m['terminal']} {m['ref'] or '-'}: {m['kind']}: {m['reason']}" for m in report["mismatches"]]
     lines.append(f"replay: {report['terminals']} terminals, {report['frames']} frames sent, "
                  f"{report['compared']} replies compared, {report['matched']} matched, "
-                 f"{report['mismatched']} mismatched; {report['throughput_per_s']:.1f} replies/s; "
+                 f"{report['mismatched']} mismatched; "
+                 f"{report.get('life_cycle', {}).get('recorded', 0)} recorded life-cycle frames not compared; "
+                 f"{report['throughput_per_s']:.1f} replies/s; "
                  f"{latency_line(report['latency_ms'], 1)}")
     lines.append("replay: OK" if not report["mismatched"] else "replay: MISMATCH")
     return "\n".join(lines)

@@ -122,5 +122,9 @@ class Target:
         if not listeners:
             raise ValueError(f"{home}: no listener with {framing_name} framing")
         chosen = listeners[0]
-        return cls(host or chosen.host, port or chosen.port, settings.pki_dir / "ca.crt",
+        # A running switch's bound address (var/run/listeners.json), else the configuration.
+        from lems.base import running
+
+        live_host, live_port = running.listener(settings.home, chosen.name) or (chosen.host, chosen.port)
+        return cls(host or live_host, port or live_port, settings.pki_dir / "ca.crt",
                    settings.pki_dir / "terminals", chosen.framing)

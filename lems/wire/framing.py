@@ -5,8 +5,13 @@ attributes, and ``feed`` returns events instead of calling back.  Bad framing is
 an event, never an exception: the connection answers it and carries on.
 
 * ``Frame(payload)``: a good payload, CR LF already folded to LF.
-* ``FrameError(code, reason, original)``: ``.10.`` (forbidden byte, bytes outside
-  a frame, a frame cut off by a new STX) or ``.31.`` (over ``max_payload``).
+* ``FrameError(code, reason, original, ref)``: ``.10.`` (forbidden byte, bytes
+  outside a frame, a frame cut off by a new STX) or ``.31.`` (over ``max_payload``).
+  ``ref`` is the REF the error frame carries (PROTOCOL.md 3): the offending
+  payload's first 10 bytes once they have been read, when all ten are printable
+  (``ref_of``), else blank.  An oversized frame is discarded but its first bytes
+  are kept (at most 100, for the echo and the REF); the ``length`` framer answers
+  an oversized length only once the first 10 bytes of its payload have arrived.
 * ``Overrun(reason)``: more than ``max_garbage`` bad bytes in a row; close.
 """
 
@@ -20,6 +25,11 @@ STX, ETX = 0x02, 0x03
 # Printable ASCII plus LF and CR: anything else in a payload is a .10.
 ALLOWED = bytes([0x0A, 0x0D, *range(0x20, 0x7F)])
 LENGTH_DIGITS = 5
+# The input header's REF (lems.wire.headers.REF_LEN; headers imports this module, not the other way).
+REF_BYTES = 10
+PRINTABLE = bytes(range(0x20, 0x7F))
+# How much of an offending input is kept for its echo (PROTOCOL.md 6: the first 100 characters).
+ECHO_BYTES = 100
 
 
 @attrs.frozen
@@ -32,6 +42,7 @@ class FrameError:
     code: str
     reason: str
     original: bytes = b""
+    ref: str = ""
 
 
 @attrs.frozen
@@ -50,7 +61,26 @@ def forbidden(payload: bytes) -> int:
 
 def _printable(data: bytes) -> bytes:
     """The offending input as it can be shown back in an error frame."""
-    return bytes(b if 0x20 <= b < 0x7F else 0x3F for b in data[:100])
+    return bytes(b if 0x20 <= b < 0x7F else 0x3F for b in data[:ECHO_BYTES])
+
+
+def ref_of(payload: bytes) -> str:
+    """The REF to give back for an input refused before its header could be read (PROTOCOL.md 3).
+
+    The first 10 bytes, without their space padding, when all 10 have been read and
+    all are printable (0x20-0x7E); otherwise blank.  A REF holding a forbidden byte
+    (or CR or LF) is not echoed: it could not be written back as the terminal sent
+    it, and a REF with a byte changed would match nothing anyway.
+    """
+    head = payload[:REF_BYTES]
+    if len(head) < REF_BYTES or head.translate(None, PRINTABLE):
+        return ""
+    return head.decode("ascii").rstrip(" ")
+
+
+def _error(code: str, reason: str, offending: bytes) -> FrameError:
+    """A framing error about one input whose first bytes are ``offending``."""
+    return FrameError(code, reason, _printable(offending), ref_of(offending))
 
 
 class _Framer:
@@ -67,8 +97,8 @@ class _Framer:
     def _complete(self, payload: bytes, events: list[Event]) -> None:
         bad = forbidden(payload)
         if bad >= 0:
-            self._bad(len(payload), events, FrameError(
-                ".10.", f"INVALID CHARACTER X'{payload[bad]:02X}' AT POSITION {bad + 1}", _printable(payload)))
+            self._bad(len(payload), events, _error(
+                ".10.", f"INVALID CHARACTER X'{payload[bad]:02X}' AT POSITION {bad + 1}", payload))
             return
         self.garbage = 0
         events.append(Frame(payload.replace(b"\r\n", b"\n")))
@@ -127,9 +157,11 @@ class StxFramer(_Framer):
                 self._bad(len(chunk), events, None)
             elif len(self._buffer) + len(chunk) > self.max_payload:
                 self._skipping = True
-                head = bytes(self._buffer[:100]) if self._buffer else chunk[:100]
-                self._bad(len(self._buffer) + len(chunk), events, FrameError(
-                    ".31.", f"FRAME LONGER THAN {self.max_payload} BYTES DISCARDED", _printable(head)))
+                # Only the first bytes are kept (the REF and the echo); the rest is counted, not held.
+                # With max_payload >= 10 they always hold the whole REF.
+                head = (bytes(self._buffer[:ECHO_BYTES]) + chunk[:ECHO_BYTES])[:ECHO_BYTES]
+                self._bad(len(self._buffer) + len(chunk), events, _error(
+                    ".31.", f"FRAME LONGER THAN {self.max_payload} BYTES DISCARDED", head))
                 self._buffer.clear()
             else:
                 self._buffer += chunk
@@ -143,8 +175,8 @@ class StxFramer(_Framer):
                 pos = etx + 1
             else:  # STX before ETX: the current frame never ended
                 if not self._skipping:
-                    self._bad(len(self._buffer), events, FrameError(
-                        ".10.", "FRAME NOT TERMINATED BEFORE NEXT STX", _printable(bytes(self._buffer))))
+                    self._bad(len(self._buffer), events, _error(
+                        ".10.", "FRAME NOT TERMINATED BEFORE NEXT STX", bytes(self._buffer[:ECHO_BYTES])))
                 self._buffer.clear()
                 self._skipping = False
                 pos = stx + 1
@@ -182,18 +214,22 @@ class LengthFramer(_Framer):
         while not self.closed and len(buf) - pos >= LENGTH_DIGITS:
             prefix = bytes(buf[pos:pos + LENGTH_DIGITS])
             if not prefix.isdigit():
+                # No REF: without a length there is no telling where the input starts.
                 self._bad(len(buf) - pos, events, FrameError(
-                    ".10.", "INVALID LENGTH PREFIX, INPUT DISCARDED", _printable(bytes(buf[pos:pos + 100]))))
+                    ".10.", "INVALID LENGTH PREFIX, INPUT DISCARDED", _printable(bytes(buf[pos:pos + ECHO_BYTES]))))
                 pos = len(buf)
                 break
             size = int(prefix)
             if size > self.max_payload:
                 available = len(buf) - pos - LENGTH_DIGITS
+                if available < min(size, REF_BYTES):
+                    break  # answered once its REF is in (at most 15 bytes wait)
                 taken = min(size, available)
                 self._skip = size - taken
-                self._bad(taken + LENGTH_DIGITS, events, FrameError(
+                start = pos + LENGTH_DIGITS
+                self._bad(taken + LENGTH_DIGITS, events, _error(
                     ".31.", f"FRAME LONGER THAN {self.max_payload} BYTES DISCARDED",
-                    _printable(bytes(buf[pos + LENGTH_DIGITS:pos + LENGTH_DIGITS + 100]))))
+                    bytes(buf[start:start + min(taken, ECHO_BYTES)])))
                 pos += LENGTH_DIGITS + taken
                 continue
             if len(buf) - pos - LENGTH_DIGITS < size:
