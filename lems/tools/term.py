@@ -41,7 +41,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    return run_terminal(args, client_mod.from_args(args), client_mod.registered(args))
+    registered = client_mod.registered(args)
+    return run_terminal(args, client_mod.from_args(args), registered)
 
 
 def show(out: Output, stream: Any = sys.stdout) -> None:
