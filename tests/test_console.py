@@ -142,7 +142,7 @@ def test_revoke_closes_the_live_session_and_the_next_connection_gets_21(running)
     assert refused.cls == "E" and refused.text.startswith(".21.") and "REVOKED" in refused.text
     # The revocation is found by terminal in the journal, from the console too.
     status, out = run(running, "audit terminal T0100001 last 50")
-    assert status == 0 and "CONSOLE REVOKE OK  revoke t0100001" in out
+    assert status == 0 and "CONSOLE REVOKE OK  revoke terminal t0100001" in out
 
 
 def test_reload_with_a_broken_catalogue_is_refused_and_the_switch_keeps_working(running):
