@@ -3,7 +3,7 @@
 Nothing the switch sends is swallowed.  The reply goes to stdout.  Every other
 frame this connection receives (traffic queued for the terminal and delivered
 as it connects, an SM, a notice) goes to stderr, each under a heading line
-``lems send: UNSOLICITED ...``, because it was written to this connection: for a
+``lems send: --- UNSOLICITED ...``, because it was written to this connection: for a
 terminal without delivery acknowledgement that is delivery.  ``lems send`` never
 acknowledges, so on a terminal registered with ``ack = true`` the frames stay
 queued and the switch sends them again to the terminal's next connection.  The
