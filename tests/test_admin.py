@@ -78,7 +78,7 @@ def test_reload_with_broken_routes_keeps_everything(running):
     sw = running.switch
     kept = (sw.codec, sw.registry, sw.router)
     (running.home / "routes" / "routes.toml").write_text("[[inquiry]\nbroken")
-    with pytest.raises(AdminError, match="RELOAD REFUSED, RUNNING CONFIGURATION KEPT"):
+    with pytest.raises(AdminError, match="^RUNNING CONFIGURATION KEPT: "):
         running.call(lambda: admin(running).reload())
     assert (sw.codec, sw.registry, sw.router) == kept
     c = running.signed_on("T0100001", "OR9990100", "OP010001")
@@ -106,6 +106,18 @@ def test_console_lines_are_parsed_printed_and_audited(running):
     assert [(r.event, r.operator, r.text, r.outcome) for r in rows] == [
         ("CONSOLE SUSPEND", "ALICE@EXAMPLE", "suspend T0500001", "OK")]
     assert running.call(lambda: console.execute("agreements")).lines == ["usage: agreements due [DAYS]"]
+    # One grammar for revoke, suspend and reinstate: the kind word is optional, and checked when given.
+    assert running.call(lambda: console.execute("reinstate terminal t0500001")).lines == [
+        "terminal T0500001 active (was suspended)"]
+    assert running.call(lambda: console.execute("suspend agency OR999050H")).lines[0] == (
+        "agency OR999050H suspended (was active)")
+    assert running.call(lambda: console.execute("reinstate OR999050H")).ok
+    assert running.call(lambda: console.execute("suspend terminal OR999050H")).lines == [
+        "REFUSED: NO TERMINAL OR999050H"]
+    assert running.call(lambda: console.execute("suspend ori OR999050H")).lines == [
+        "usage: suspend [agency|terminal] ID"]
+    assert running.call(lambda: console.execute("help sessons")).lines == [
+        "no command 'sessons', did you mean 'sessions'?"]
     assert running.call(lambda: console.execute("audit last x")).ok is False
     assert running.call(lambda: console.execute("help unlock")).lines == [
         "unlock OPERATOR", "  release an operator locked after failed sign-ons"]
@@ -125,6 +137,9 @@ def test_completion(running):
     assert complete("REV") == ("REV", ["revoke"])
     assert complete("revoke t01") == ("t01", ["T0100001", "T0100002"])
     assert complete("revoke OR99902") == ("OR99902", ["OR9990200"])
+    assert complete("revoke te") == ("te", ["terminal"])
+    assert complete("suspend terminal T02") == ("T02", ["T0200001"])
+    assert complete("reinstate agency T02") == ("T02", [])
     assert complete("agreements ") == ("", ["due"])
     assert complete("audit ori OR99902") == ("OR99902", ["OR9990200"])
     assert complete("audit ori OR9990200 l") == ("l", ["last"])

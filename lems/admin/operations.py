@@ -54,9 +54,10 @@ class Status:
     signed_on: int
     rate_in: float
     rate_out: float
-    locked: tuple[str, ...]
+    locked: tuple[str, ...]    # registered operators locked after failed sign-ons
     depths: dict[str, int]
     open_hits: int
+    throttled: int = 0         # other lockout keys: unknown ids, or an operator named with another ORI
 
 
 @attrs.frozen
@@ -160,8 +161,8 @@ class Admin:
             name=sw.settings.name, uptime=sw.clock.monotonic() - sw.started,
             connections=self.connections(), sessions=len(sessions),
             signed_on=sum(1 for s in sessions if s.operator is not None),
-            rate_in=self.rate("in"), rate_out=self.rate("out"), locked=tuple(sorted(sw.locked_operators())),
-            depths=delivery.depths(), open_hits=len(delivery.open_hits()))
+            rate_in=self.rate("in"), rate_out=self.rate("out"), locked=tuple(self.locked()),
+            depths=delivery.depths(), open_hits=len(delivery.open_hits()), throttled=len(self.throttled()))
 
     def connections(self) -> int:
         """Open terminal connections, identified or not (the service knows the sockets)."""
@@ -208,7 +209,17 @@ class Admin:
         return _Delivery(self.switch).open_hits()
 
     def locked(self) -> list[str]:
-        return sorted(self.switch.locked_operators())
+        """Registered operators locked after failed sign-ons for their own agency."""
+        operators = self.switch.registry.operators
+        return sorted(k for k in self.switch.locked_operators() if k in operators)
+
+    def throttled(self) -> list[str]:
+        """The other locked sign-on keys, ``<id>@<ORI>``: an unknown id, or an operator named with another ORI.
+
+        They lock nobody real (PROTOCOL.md 4.6, ICD section 4.6) and are not listed as locked operators.
+        """
+        operators = self.switch.registry.operators
+        return sorted(k for k in self.switch.locked_operators() if k not in operators)
 
     def audit(self, limit: int = 20, **filters: Any) -> list[journal_mod.Record]:
         try:
@@ -218,12 +229,16 @@ class Admin:
 
     # -- actions ------------------------------------------------------------------------------
 
-    def set_status(self, action: str, target: str) -> Change:
-        """revoke, suspend or reinstate an agency (by ORI) or a terminal (by id)."""
+    def set_status(self, action: str, target: str, kind: Optional[str] = None) -> Change:
+        """revoke, suspend or reinstate an agency (by ORI) or a terminal (by id); ``kind`` says which it must be."""
         status = STATUS_FOR[action]
         target = target.upper()
         registry = self.switch.registry
-        if target in registry.terminals:
+        if kind == "agency" and target not in registry.agencies:
+            raise AdminError(f"NO AGENCY {target}")
+        if kind == "terminal" and target not in registry.terminals:
+            raise AdminError(f"NO TERMINAL {target}")
+        if target in registry.terminals and kind != "agency":
             old = registry.terminals[target]
             kind, before = "terminal", old.status
             new_registry = registry.with_terminal(attrs.evolve(old, status=status)) if before != status else registry
@@ -277,7 +292,9 @@ class Admin:
             registry = Registry.load(home / "terminals")
             router = load_router(home, sw.settings, codec, sw.store, sw.clock, sw.trail)
         except Exception as exc:  # any failure, whatever its kind, must leave the running switch as it was
-            raise AdminError(f"RELOAD REFUSED, RUNNING CONFIGURATION KEPT: {type(exc).__name__}: {exc}") from None
+            # The console prints "REFUSED: " before this: the reason once, in the file's own words.
+            reason = str(exc).strip() or "a file of formats/, terminals/ or routes/ could not be read"
+            raise AdminError(f"RUNNING CONFIGURATION KEPT: {reason}") from None
         sw.replace(codec, sw.registry, router)
         # A terminal the new registry no longer admits (revoked, new certificate, agency suspended) goes now.
         closed = sw.adopt_registry(registry, "not admitted after reload",

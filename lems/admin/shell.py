@@ -9,6 +9,7 @@ puts a terminal in front of it; the tests call it directly.
 
 from __future__ import annotations
 
+import difflib
 from typing import Any, Optional
 
 import attrs
@@ -46,9 +47,9 @@ COMMANDS: dict[str, Command] = {
     "queue": Command("queue ORI", "traffic waiting for the terminals of an agency"),
     "hits": Command("hits", "open hit confirmation requests"),
     "locked": Command("locked", "operators locked after failed sign-ons"),
-    "revoke": Command("revoke ORI|TERMINAL", "revoke an agency or terminal; its live sessions are closed now"),
-    "suspend": Command("suspend ORI|TERMINAL", "suspend an agency or terminal; its live sessions are closed now"),
-    "reinstate": Command("reinstate ORI|TERMINAL", "make a revoked or suspended agency or terminal active again"),
+    "revoke": Command("revoke [agency|terminal] ID", "revoke an agency or terminal; its live sessions are closed now"),
+    "suspend": Command("suspend [agency|terminal] ID", "suspend an agency or terminal; its live sessions are closed now"),
+    "reinstate": Command("reinstate [agency|terminal] ID", "make a revoked or suspended agency or terminal active again"),
     "unlock": Command("unlock OPERATOR", "release an operator locked after failed sign-ons"),
     "send": Command("send SM TEXT", "status message from the control terminal agency to every connected terminal"),
     "reload": Command("reload", ("re-read formats/, terminals/ and routes/; refused, keeping the running "
@@ -61,7 +62,14 @@ COMMANDS: dict[str, Command] = {
     "quit": Command("quit", "close the console (also: exit, Ctrl-D)"),
 }
 ALIASES = {"exit": "quit", "?": "help"}
+STATUS_KINDS = ("agency", "terminal")  # revoke|suspend|reinstate [agency|terminal] ID
 AUDIT_FILTERS = ("ori", "terminal", "operator", "mke", "kind", "text", "since", "until")
+
+
+def _did_you_mean(word: str) -> str:
+    """", did you mean 'status'?" for a mistyped command, or nothing when no command is near."""
+    near = difflib.get_close_matches(word.lower(), [*COMMANDS, *(a for a in ALIASES if a.isalpha())], n=1)
+    return f", did you mean {ALIASES.get(near[0], near[0])!r}?" if near else ""
 
 
 def _duration(seconds: float) -> str:
@@ -100,7 +108,7 @@ class Console:
         target: dict[str, str] = {}
         try:
             if handler is None:
-                reply = Reply([f"unknown command {words[0]!r}; type help"], ok=False)
+                reply = Reply([f"unknown command {words[0]!r}{_did_you_mean(words[0])}; type help"], ok=False)
             else:
                 reply = handler(words[1:], line, target)
         except AdminError as exc:
@@ -132,6 +140,8 @@ class Console:
             options = []
             if len(done) == 1:
                 options = self._first_arguments(command)
+            elif len(done) == 2 and command in ("revoke", "suspend", "reinstate") and previous in STATUS_KINDS:
+                options = list(registry.agencies if previous == "agency" else registry.terminals)
             elif command == "audit" and len(done) % 2 == 1:
                 options = [*AUDIT_FILTERS, "last"]
             elif command == "audit":
@@ -143,7 +153,7 @@ class Console:
     def _first_arguments(self, command: str) -> list[str]:
         registry = self.switch.registry
         if command in ("revoke", "suspend", "reinstate"):
-            return [*registry.agencies, *registry.terminals]
+            return [*STATUS_KINDS, *registry.agencies, *registry.terminals]
         if command == "unlock":
             return sorted({*self.switch.locked_operators(), *registry.operators})
         if command == "clock":
@@ -157,7 +167,7 @@ class Console:
         if args:
             name = ALIASES.get(args[0].lower(), args[0].lower())
             if name not in COMMANDS:
-                return Reply([f"no command {args[0]!r}"], ok=False)
+                return Reply([f"no command {args[0]!r}{_did_you_mean(args[0])}"], ok=False)
             return Reply([COMMANDS[name].usage, f"  {COMMANDS[name].help}"])
         width = max(len(c.usage) for c in COMMANDS.values() if len(c.usage) < 30)
         lines = []
@@ -175,6 +185,8 @@ class Console:
                  f"connections   {s.connections} ({s.sessions} sessions, {s.signed_on} signed on)",
                  f"messages/s    {s.rate_in:.2f} in  {s.rate_out:.2f} out  (last 60 s)",
                  f"locked        {' '.join(s.locked) if s.locked else 'none'}",
+                 *([f"throttled     {s.throttled} sign-on id(s) that are no registered operator of the ORI "
+                    "they named (`locked` names them)"] if s.throttled else []),
                  f"queues        {'  '.join(f'{t} {n}' for t, n in s.depths.items()) or 'empty'}",
                  f"open hits     {s.open_hits}"]
         return Reply(lines)
@@ -231,7 +243,11 @@ class Console:
 
     def do_locked(self, args: list[str], line: str, target: dict) -> Reply:
         locked = self.admin.locked()
-        return Reply([" ".join(locked)] if locked else ["no operator is locked"])
+        lines = [" ".join(locked) if locked else "no operator is locked"]
+        throttled = self.admin.throttled()
+        if throttled:
+            lines.append(f"throttled, not registered operators of the ORI named: {' '.join(throttled)}")
+        return Reply(lines)
 
     def do_audit(self, args: list[str], line: str, target: dict) -> Reply:
         filters: dict[str, str] = {}
@@ -257,9 +273,10 @@ class Console:
     # -- actions -----------------------------------------------------------------------------
 
     def _status_change(self, action: str, args: list[str], target: dict) -> Reply:
-        if len(args) != 1:
+        kind = args[0].lower() if len(args) == 2 else None
+        if len(args) not in (1, 2) or (kind is not None and kind not in STATUS_KINDS):
             return Reply([f"usage: {COMMANDS[action].usage}"], ok=False)
-        change = self.admin.set_status(action, args[0])
+        change = self.admin.set_status(action, args[-1], kind)
         target["terminal" if change.kind == "terminal" else "ori"] = change.target
         lines = [f"{change.kind} {change.target} {change.after} (was {change.before})"]
         if change.closed:

@@ -12,6 +12,7 @@ returns.  Nothing here imports Twisted.
 from __future__ import annotations
 
 import datetime as dt
+import re
 import uuid
 from typing import Any, Callable, Optional, Sequence
 
@@ -179,8 +180,11 @@ class Switch:
                        self.store.next_osn)
 
     def start(self, session: Session) -> list[Action]:
-        """A terminal identified: its banner."""
-        return session.start(self.settings.banner)
+        """A terminal identified: its banner (an interface terminal's without the line showing SON)."""
+        banner = self.settings.banner
+        if session.terminal.type == "interface":  # it may not sign on (PROTOCOL.md 4.8)
+            banner = "\n".join(line for line in banner.split("\n") if not re.search(r"\bSON\.", line))
+        return session.start(banner)
 
     # -- parsing -------------------------------------------------------------------
 

@@ -4,7 +4,7 @@
                [--workers W] [--plot FILE] [--profile FILE] [--json FILE] [--no-echo]
 
 One run measures two servers under the same load, one after the other, on the
-same machine (DESIGN.md, Performance):
+same machine (docs/PERFORMANCE.md gives the target, the method and the figures):
 
 1. the switch: ``lems serve`` in its own process on a fresh temporary home
    (``lems.tools.home.init``) and a free port;

@@ -8,6 +8,7 @@ what a vendor's terminal does, and simple enough to read as an example.
 from __future__ import annotations
 
 import argparse
+import getpass
 import itertools
 import socket
 import ssl
@@ -17,6 +18,9 @@ from typing import Optional
 
 from lems.wire import framing
 from lems.wire.headers import Output, input_bytes
+
+
+CLASS_NAMES = {"R": "REPLY", "U": "UNSOLICITED", "S": "STATUS", "E": "ERROR"}
 
 
 class LinkClosed(Exception):
@@ -84,7 +88,7 @@ class TerminalClient:
 
     def send(self, text: str, ref: Optional[str] = None, opr: str = "") -> str:
         """Send one message; returns the REF used."""
-        ref = ref if ref is not None else f"R{next(self._refs):09d}"
+        ref = ref if ref is not None else self.new_ref()
         self.send_raw(self.encode(input_bytes(ref, opr, text)))
         return ref
 
@@ -102,12 +106,43 @@ class TerminalClient:
             raise LinkClosed(str(exc)) from exc
         if not data:
             raise LinkClosed("the switch closed the connection")
+        self._take(data)
+
+    def _take(self, data: bytes) -> None:
         for event in self.framer.feed(data):
             if isinstance(event, framing.Frame):
                 out = Output.from_wire(event.payload)
                 self.frames.append(out)
                 if self.ack and out.cls in ("U", "S") and self.ori:
                     self.send(f"ACK.{self.ori}.OSN/{out.osn:05d}", ref="ACK")
+
+    def read_ready(self) -> list[Output]:
+        """Every frame that can be read now, without waiting (and what was already received).
+
+        ``LinkClosed`` when the connection is closed: the frames read before the
+        close stay in ``frames`` for the caller to take.
+        """
+        assert self.sock is not None
+        self.sock.settimeout(0.0)
+        try:
+            while True:
+                try:
+                    data = self.sock.recv(65536)
+                except (ssl.SSLWantReadError, BlockingIOError):
+                    break
+                except (ConnectionError, ssl.SSLError, OSError) as exc:
+                    raise LinkClosed(str(exc)) from exc
+                if not data:
+                    raise LinkClosed("the switch closed the connection")
+                self._take(data)
+        finally:
+            if self.sock is not None:
+                self.sock.settimeout(self.timeout)
+        frames, self.frames = self.frames, []
+        return frames
+
+    def new_ref(self) -> str:
+        return f"R{next(self._refs):09d}"
 
     def receive(self, timeout: Optional[float] = None) -> Output:
         """The next frame of any class; a frame that is not an output frame raises ``HeaderError``."""
@@ -152,15 +187,21 @@ def for_terminal(home: Path, terminal: str, port: Optional[int] = None, host: Op
     if listener:
         chosen = next(lst for lst in settings.listeners if lst.name == listener)
     registry = Registry.load(settings.home / "terminals")
-    term = registry.terminals.get(terminal.upper())
+    terminal = terminal.upper()
+    term = registry.terminals.get(terminal)
     pki_dir = settings.pki_dir
+    cert, key = pki_dir / "terminals" / f"{terminal}.crt", pki_dir / "terminals" / f"{terminal}.key"
+    for path in (cert, key):
+        if not path.exists():
+            raise FileNotFoundError(f"terminal {terminal} has no certificate: {path} is missing; "
+                                    f"`lems ca issue {terminal} --home {home}` issues one")
+    if not (pki_dir / "ca.crt").exists():
+        raise FileNotFoundError(f"{pki_dir / 'ca.crt'} is missing: {home} has no CA (`lems init DIR` makes a home)")
     # A running switch's bound address (var/run/listeners.json), else the configuration.
     from lems.base import running
 
     live_host, live_port = running.listener(settings.home, chosen.name) or (chosen.host, chosen.port)
-    return TerminalClient(host or live_host, port or live_port, pki_dir / "ca.crt",
-                          pki_dir / "terminals" / f"{terminal.upper()}.crt",
-                          pki_dir / "terminals" / f"{terminal.upper()}.key",
+    return TerminalClient(host or live_host, port or live_port, pki_dir / "ca.crt", cert, key,
                           chosen.framing, timeout=timeout, ack=bool(term and term.ack))
 
 
@@ -186,11 +227,50 @@ def from_args(args: argparse.Namespace) -> TerminalClient:
 
 def registered(args: argparse.Namespace):
     """The registry's entry for ``args.terminal``; exits with status 2 when there is none."""
+    from lems.base.conf import Settings
     from lems.base.registry import Registry
     from lems.tools.args import fail
 
     home = Path(args.home).resolve()
-    term = Registry.load(home / "terminals").terminals.get(args.terminal.upper())
+    Settings.load(home)  # not a home: ConfError says so, and how to make one
+    terminal = args.terminal.upper()
+    term = Registry.load(home / "terminals").terminals.get(terminal)
     if term is None:
-        raise SystemExit(fail(f"no terminal {args.terminal} in {home / 'terminals'}"))
+        raise SystemExit(fail(f"terminal {terminal} is not registered in {home / 'terminals'}; "
+                              f"`lems terminal add {terminal} --ori ORI --type TYPE --home {args.home}` "
+                              "registers it and issues its certificate"))
     return term
+
+
+def ask_password(operator: str) -> str:
+    """The operator's password from the person at the terminal; exits (status 2) when there is no one to ask."""
+    import os
+    import sys
+
+    from lems.tools.args import fail
+
+    try:
+        try:
+            os.close(os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY))
+        except OSError:  # no terminal: a line on stdin (a pipe), if there is one
+            line = sys.stdin.readline() if sys.stdin is not None else ""
+            if not line:
+                raise EOFError from None
+            return line.rstrip("\r\n")
+        return getpass.getpass(f"password for {operator}: ")
+    except EOFError:
+        raise SystemExit(fail(f"no terminal to ask for the password of {operator} on: give --password PW")) from None
+
+
+def heading(out: Output) -> str:
+    """One line that says what a frame is: its class, OSN, REF and switch time."""
+    return (f"--- {CLASS_NAMES.get(out.cls, out.cls)} OSN {out.osn:05d} REF {out.ref or '-'} "
+            f"{out.ts[8:10]}:{out.ts[10:12]}:{out.ts[12:14]} UTC ---")
+
+
+def connect_error(client: TerminalClient, exc: OSError) -> str:
+    """Why the connection could not be made, in words that say what to check."""
+    reason = getattr(exc, "strerror", None) or str(exc)
+    if isinstance(exc, ssl.SSLError):
+        return f"TLS with {client.host}:{client.port} failed: {exc}"
+    return f"cannot connect to {client.host}:{client.port}: {reason} (is the switch running? `lems serve --home DIR`)"

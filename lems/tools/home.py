@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import shlex
 import shutil
 import sys
 from pathlib import Path
@@ -64,8 +65,22 @@ def run_init(args: argparse.Namespace) -> int:
     print("  operators: " + ", ".join(f"{o.id} ({o.ori} {o.level})" for o in registry.operators.values()))
     print(f"  every demo operator's password is {DEMO_PASSWORD}")
     print("  OP010003 also needs a TOTP code from secret JBSWY3DPEHPK3PXP (SHA-1, 6 digits, 30 s)")
-    print(f"run it with: lems serve --home {dest}")
+    print(f"run it with: {own_command()} serve --home {shlex.quote(str(dest))}")
     return EXIT_OK
+
+
+def own_command() -> str:
+    """This lems as the user can type it: ``lems`` when that is on PATH, else the path it was started by."""
+    argv0 = sys.argv[0] if sys.argv and sys.argv[0] else ""
+    if Path(argv0).name in ("__main__.py", "-c", "-m", ""):  # python -m lems
+        found = shutil.which("lems")
+        if found and Path(found).parent == Path(sys.executable).parent:
+            return "lems"
+        return f"{shlex.quote(sys.executable)} -m lems"
+    found = shutil.which(Path(argv0).name)
+    if found and Path(found).resolve() == Path(argv0).resolve():
+        return Path(argv0).name
+    return shlex.quote(argv0)
 
 
 def is_home(path: Path) -> bool:
