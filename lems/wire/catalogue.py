@@ -90,7 +90,7 @@ def shipped_formats() -> Path:
 # What files.toml says about files since the file knowledge left the code; a
 # home written before then has none of it (see _Loader.upgrade).
 _SINCE_0_2 = ("kind", *_SHARED)
-_FILE_KEYS_SINCE_0_2 = ("id_letter", "rty", "identified_by", "numbers", "narrowing")
+_FILE_KEYS_SINCE_0_2 = ("id_letter", "rty", "identified_by", "numbers", "narrowing", "confirm_line")
 
 
 def _proxy(mapping: Mapping[str, Any]) -> Mapping[str, Any]:
