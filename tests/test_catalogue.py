@@ -42,7 +42,12 @@ def test_nic_letters_and_titles(catalogue):
     assert catalogue.files["vehicle"].record_word == "RECORD"
     assert catalogue.files["gun"].confirm_line == "IMMED CONFIRM RECORD WITH ORI"
     assert catalogue.files["wanted"].confirm_line == "IMMED CONFIRM WARRANT AND EXTRADITION WITH ORI"
-    assert catalogue.files["protection"].confirm_line == "IMMED CONFIRM WARRANT AND EXTRADITION WITH ORI"
+    assert catalogue.files["missing"].confirm_line == "IMMED CONFIRM WARRANT AND EXTRADITION WITH ORI"
+    # PROTOCOL.md 5.2: each file's own instruction line; files that are not hit-confirmed have none.
+    assert catalogue.files["protection"].confirm_line == "CONFIRM PROTECTION ORDER WITH ORI"
+    for name in ("history", "prohibited", "sexoffender", "supervised", "registration", "driver", "driverhistory",
+                 "boatreg", "corrections"):
+        assert catalogue.files[name].confirm_line == "", name
     assert {f.name: f.id_letter for f in catalogue.files.values() if f.id_letter} == {
         "history": "I", "registration": "R", "driver": "D", "driverhistory": "K", "boatreg": "E", "corrections": "Q"}
     assert catalogue.file_letters["boatreg"] == "E" and catalogue.file_letters["boat"] == "B"
@@ -146,6 +151,18 @@ BROKEN = [
     ("files.toml", 'kind = "property"\nduplicate = ["SER", "MAK", "CAL"]', 'kind = "thing"\nduplicate = ["SER"]',
      "files.toml: file gun: kind must be one of person, property"),
     ("files.toml", 'record_word = "RECORD"\n', '', "files.toml: kind property: record_word missing"),
+    # confirm_line: one line of text, or "" for no line at all; nothing else
+    ("files.toml", 'title = "CRIMINAL HISTORY"\nkind = "person"\nconfirm_line = ""',
+     'title = "CRIMINAL HISTORY"\nkind = "person"\nconfirm_line = " "',
+     "files.toml: file history: confirm_line must be one line of text"),
+    ("files.toml", 'confirm_line = "CONFIRM PROTECTION ORDER WITH ORI"', 'confirm_line = "CONFIRM\\nPROTECTION ORDER"',
+     "files.toml: file protection: confirm_line must be one line of text"),
+    ("files.toml", 'confirm_line = "CONFIRM PROTECTION ORDER WITH ORI"', 'confirm_line = false',
+     "files.toml: file protection: confirm_line must be one line of text"),
+    ("files.toml", 'confirm_line = "IMMED CONFIRM RECORD WITH ORI"\n', '',
+     "files.toml: kind property: confirm_line missing"),
+    ("files.toml", 'record_word = "RECORD"', 'record_word = ""',
+     "files.toml: kind property: record_word must be one line of text"),
     ("files.toml", '[search]\nnumbers', '[search]\nnumbrs', "files.toml: [search]: unknown attribute(s) numbrs"),
     ("files.toml", '"PNO", "SOR"]', '"PNO", "SOX"]', "files.toml: [search]: numbers field SOX is not a defined field"),
     ("files.toml", 'narrowing = { LIC = "LIS", OLN = "OLS" }', 'narrowing = ["LIC"]',
@@ -168,6 +185,14 @@ def test_broken_catalogue_names_file_and_problem(formats_copy, name, old, new, m
     with pytest.raises(CatalogueError) as info:
         Codec.from_dir(formats_copy)
     assert message in str(info.value)
+
+
+def test_no_confirm_line_is_expressible(formats_copy):
+    """confirm_line = "" in a [kind.*] default means no line for every file of that kind that does not word its own."""
+    _edit(formats_copy / "files.toml", 'confirm_line = "IMMED CONFIRM RECORD WITH ORI"', 'confirm_line = ""')
+    files = Codec.from_dir(formats_copy).catalogue.files
+    assert files["gun"].confirm_line == "" and files["registration"].confirm_line == ""
+    assert files["wanted"].confirm_line == "IMMED CONFIRM WARRANT AND EXTRADITION WITH ORI"
 
 
 def test_entry_key_for_a_file_without_nic_letter(formats_copy):

@@ -37,8 +37,8 @@ def test_qw_no_record_lists_both_sets(running):
     c = running.signed_on("T0100001", "OR9990100", "OP010001")
     reply = c.request("QW.OR9990100.NAM/DOE, JANE.DOB/19900101")
     assert reply.cls == "R"
-    assert reply.text.split("\n") == ["NO LEDS WANT NAM/DOE, JANE DOB/19900101",
-                                      "NO NCIC WANT NAM/DOE, JANE DOB/19900101"]
+    assert reply.text.split("\n") == ["LEDS RESPONSE", "NO LEDS WANT NAM/DOE, JANE DOB/19900101",
+                                      "NCIC RESPONSE", "NO NCIC WANT NAM/DOE, JANE DOB/19900101"]
 
 
 def test_ref_echoed_and_osn_increments(running):

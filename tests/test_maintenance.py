@@ -270,7 +270,7 @@ def test_appendix_c_enter_locate_clear(running):
     assert signed_on(running, COUNTY).request(LW.replace("<NIC>", nic)).cls == "R"
     cleared = c.request(CW.replace("<NIC>", nic))
     assert (cleared.cls, cleared.text.split("\n")[1]) == ("R", "CW ACCEPTED - CLEAR WANTED PERSON")
-    assert c.request(QW_ACCEPT).text.split("\n")[0] == "NO LEDS WANT NAM/TESTER, ACCEPT A DOB/19910203"
+    assert c.request(QW_ACCEPT).text.split("\n")[:2] == ["LEDS RESPONSE", "NO LEDS WANT NAM/TESTER, ACCEPT A DOB/19910203"]
 
 
 def test_appendix_c_enter_cancel(running):
@@ -278,7 +278,7 @@ def test_appendix_c_enter_cancel(running):
     nic = enter(c, BY_FILE["wanted"])
     cancelled = c.request(XW.replace("<NIC>", nic))
     assert (cancelled.cls, cancelled.text.split("\n")[1]) == ("R", "XW ACCEPTED - CANCEL WANTED PERSON")
-    assert c.request(QW_ACCEPT).text.split("\n")[0] == "NO LEDS WANT NAM/TESTER, ACCEPT A DOB/19910203"
+    assert c.request(QW_ACCEPT).text.split("\n")[:2] == ["LEDS RESPONSE", "NO LEDS WANT NAM/TESTER, ACCEPT A DOB/19910203"]
 
 
 def test_appendix_c_gun_and_article(running):
@@ -287,8 +287,10 @@ def test_appendix_c_gun_and_article(running):
     assert (gun, article) == ("G000100000", "A000100000")
     assert f"NIC/{gun} DTE/{TODAY}" in c.request("QG.OR9990100.SER/ACCGUN0001").text
     found = c.request(QA)
-    assert found.text.split("\n")[:5] == ["MKE/STOLEN ARTICLE", "SER/ACCART0001", "TYP/CAMERA", "BRA/TESTBRAND",
-                                          "DOT/20260101"]
+    assert found.text.split("\n")[:6] == ["LEDS RESPONSE", "MKE/STOLEN ARTICLE", "SER/ACCART0001", "TYP/CAMERA",
+                                          "BRA/TESTBRAND", "DOT/20260101"]
+    assert found.text.split("\n")[-2:] == ["NCIC RESPONSE", "NO NCIC RECORD SER/ACCART0001 TYP/CAMERA"]
+    assert "IMMED CONFIRM RECORD WITH ORI" in found.text.split("\n")
     assert f"NIC/{article} DTE/{TODAY}" in found.text
 
 
@@ -343,7 +345,7 @@ def test_the_record_to_change_must_match_what_the_message_names(running):
     renamed = c.request(f"MW.OR9990100.OCA/ACC-0001.NIC/{nic}.NAM/RENAMED, TESTER A")
     assert renamed.cls == "R" and "NAM/RENAMED, TESTER A" in renamed.text.split("\n"), renamed.text
     assert f"NIC/{nic}" in c.request("QW.OR9990100.NAM/RENAMED, TESTER A.DOB/19910203").text
-    assert c.request(QW_ACCEPT).text.split("\n")[0].startswith("NO LEDS WANT")
+    assert c.request(QW_ACCEPT).text.split("\n")[1].startswith("NO LEDS WANT")
 
 
 def test_duplicate_rule_same_ori_same_key_data_on_file(running):
@@ -373,13 +375,13 @@ def test_positional_entries_and_cautions(running):
     assert juvenile.cls == "R", juvenile.text
     nic = nic_of(juvenile.text)
     lines = c.request("QW.OR9990100.NAM/TESTER, JUNIOR A.DOB/20100203").text.split("\n")
-    assert lines[:8] == ["MKE/WANTED PERSON", "NAM/TESTER, JUNIOR A", "SEX/M", "RAC/W", "DOB/20100203", "OFF/2399",
+    assert lines[:9] == ["LEDS RESPONSE", "MKE/WANTED PERSON", "NAM/TESTER, JUNIOR A", "SEX/M", "RAC/W", "DOB/20100203", "OFF/2399",
                          "DOW/20260101", "OCA/ACC-0002"]
     assert f"NIC/{nic} DTE/{TODAY}" in lines
     armed = c.request(EW.replace("ACCEPT A", "ARMED A").replace("ACC-0001", "ACC-0009") + ".CMC/00")
     assert armed.cls == "R"
     hit = c.request("QW.OR9990100.NAM/TESTER, ARMED A.DOB/19910203").text.split("\n")
-    assert hit[:2] == ["WARNING - SUBJECT MAY BE ARMED AND DANGEROUS", "MKE/WANTED PERSON"]
+    assert hit[:3] == ["LEDS RESPONSE", "WARNING - SUBJECT MAY BE ARMED AND DANGEROUS", "MKE/WANTED PERSON"]
 
 
 def test_entered_record_can_be_confirmed_by_yq(running):

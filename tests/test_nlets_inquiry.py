@@ -155,7 +155,7 @@ def test_nl_hit_and_no_record(running, text, hit, none):
 @pytest.mark.parametrize("text, reply_key, state, found", [
     ("KQ.OR9990100.OR.TXTOLN/TEST0001.PUR/C.ATN/DET TEST", "KR", "OR", "NIC/K000000001 DTE/20250314"),
     ("KQ.OR9990100.WA.TXTNAM/SAMPLE, DAVID.DOB/19900315.PUR/C.ATN/DET TEST", "KR", "WA",
-     "RTX/20240918 CONV DUI - LICENSE REVOKED 1 YEAR"),
+     "20240918 CONV DUI - LICENSE REVOKED 1 YEAR"),  # the printed record as plain lines
     # The home state answers criminal history from the state (LEDS) file.
     ("IQ.OR9990100.OR.TXTNAM/DOE, JOHN Q.SEX/M.RAC/W.DOB/19800101.PUR/C.ATN/DET TEST", "IR", "OR",
      "NIC/I000000002 DTE/20250314"),
@@ -175,6 +175,17 @@ def test_other_inquiry_keys_hit(running, text, reply_key, state, found):
     body = state_section(lines, reply_key, f"{state}0000000")
     assert body[0].startswith("MKE/") and found in body
     assert "PUR/" not in "\n".join(body) and "ATN/" not in "\n".join(body)
+
+
+def test_criminal_history_prints_a_rap_sheet(running):
+    """PROTOCOL.md 5.2: IQ/FQ print the record's text as plain lines after its identification fields."""
+    reply = police(running).request("FQ.OR9990100.OR.TXTSID/OR90000001.PUR/C.ATN/DET TEST")
+    [lines] = sections(reply)
+    body = state_section(lines, "FR", "OR0000000")
+    assert body[0] == "MKE/CRIMINAL HISTORY" and "SID/OR90000001" in body
+    rap = body.index("OREGON COMPUTERIZED CRIMINAL HISTORY - TEST RECORD")
+    assert body[rap - 1] == "FBI/TST000001" and "END OF TEST RECORD" in body[rap:]
+    assert not any(line.startswith("RTX/") or "IMMED CONFIRM" in line for line in body), body
 
 
 def test_criminal_history_no_record_leaves_out_purpose_and_attention(running):

@@ -3,7 +3,11 @@
 Builders return lists of lines (join with LF) or, where a whole reply text is
 meant, a string.  A hit block shows the record's fields one ``MFC/value`` per
 line, in the record's display order: one per line never splits a name and is
-what replay comparisons and screen-scraping terminals handle best.
+what replay comparisons and screen-scraping terminals handle best.  A record
+that carries its printed text (a criminal or driver history: repeated ``RTX``
+fields, lems.files.records) shows that text as plain lines, a rap sheet, after
+its identification fields.  A reply that searched more than one record set has
+a section per set, each under its heading (``LEDS RESPONSE``, ``NCIC RESPONSE``).
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Mapping, Optional
 
+from lems.files.records import data_fields, text_lines
 from lems.wire.catalogue import FileSpec, KeySpec
 from lems.wire.message import Message, Record
 
@@ -35,6 +40,11 @@ def criteria_text(msg: Message, spec: KeySpec) -> str:
     return " ".join(shown)
 
 
+def section_heading(record_set: str) -> str:
+    """The first line of a record set's section (PROTOCOL.md 5.2): ``LEDS RESPONSE``, ``NCIC RESPONSE``."""
+    return f"{record_set} RESPONSE"
+
+
 def no_record_line(record_set: str, kind: str, criteria: str) -> str:
     """``NO LEDS WANT NAM/DOE, JANE DOB/19900101`` / ``NO NCIC RECORD LIC/ABC123``."""
     return f"NO {record_set} {kind} {criteria}".rstrip()
@@ -54,16 +64,20 @@ def caution_lines(record: Record, file: FileSpec, cautions: Optional[Mapping[str
 
 def hit_block(record: Record, file: FileSpec, agency_name: str,
               cautions: Optional[Mapping[str, str]] = None, confirm: bool = True) -> list[str]:
-    """One record of a positive reply (PROTOCOL.md 5.2); ``confirm=False`` leaves out the
-    IMMED CONFIRM line (Nlets answers from registrations and histories, which are not hot records)."""
+    """One record of a positive reply (PROTOCOL.md 5.2): cautions, ``MKE/<title>``, the
+    fields as ``MFC/value`` pairs, the printed record (rap sheet) as plain lines, the
+    entering agency, ``NIC/ DTE/`` and the file's ``confirm_line`` (files.toml; a file
+    whose line is empty has none).  ``confirm=False`` leaves the line out whatever the
+    catalogue says (Nlets answers from registrations and histories, which are not hot records)."""
     lines = caution_lines(record, file, cautions)
     lines.append(f"MKE/{file.title}")
-    lines += [f"{code}/{value}" for code, value in record.fields]
+    lines += [f"{code}/{value}" for code, value in data_fields(record)]
+    lines += text_lines(record)
     if record.status == "located":
         lines.append("RECORD LOCATED - SEE LOCATE DATA")
     lines.append(f"ORI IS {agency_name}")
     lines.append(f"NIC/{record.nic} DTE/{record.entered}")
-    if confirm:
+    if confirm and file.confirm_line:
         lines.append(file.confirm_line)
     return lines
 

@@ -1,8 +1,16 @@
 """NCIC-style inquiries (QW, QV, QG...): the files and record sets of the route table.
 
 For the key's ``[[inquiry]]`` entry, each record set (LEDS, then NCIC) is
-searched in every file the entry lists, and the reply has one section per set:
-a hit block per record found, or the no-record line.  A handler that fails
+searched in every file the entry lists, and the reply has one section per set
+(PROTOCOL.md 5.2): when the entry searches more than one set, the section starts
+with its heading line (``LEDS RESPONSE``, ``NCIC RESPONSE``), then a hit block
+per record found, or the no-record line::
+
+    LEDS RESPONSE
+    NO LEDS WANT NAM/DOE, JOHN Q DOB/19800101
+    NCIC RESPONSE
+    MKE/WANTED PERSON
+    ...  A handler that fails
 makes a ``.30.`` section, never a dead switch; when every section fails the
 reply is an ``E`` frame ``.30.``.
 """
@@ -40,7 +48,10 @@ class Inquiry:
         criteria = replies.criteria_text(msg, spec)
         lines: list[str] = []
         failed = 0
+        headed = len(route.sets) > 1
         for record_set in route.sets:
+            if headed:
+                lines.append(replies.section_heading(record_set))
             hits = []
             section_failed = False
             blocks: list[str] = []

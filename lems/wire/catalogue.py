@@ -64,6 +64,21 @@ class CatalogueError(Exception):
     """formats/ is broken; the message names the file and the problem."""
 
 
+# Reply wording of files.toml: one line of printable ASCII, no surrounding spaces.
+_REPLY_TEXT = re.compile(r"[!-~](?:[ -~]*[!-~])?")
+# What may be empty: a file whose hits carry no instruction line says confirm_line = "".
+_MAY_BE_EMPTY = frozenset({"confirm_line"})
+
+
+def _check_reply_text(at: str, attr: str, value: Any) -> None:
+    """A caution, record_word or confirm_line of files.toml is one line of text (confirm_line may be "")."""
+    if isinstance(value, str) and (_REPLY_TEXT.fullmatch(value) or (value == "" and attr in _MAY_BE_EMPTY)):
+        return
+    hint = ' (confirm_line = "" for a file whose hits carry no instruction line)' if attr in _MAY_BE_EMPTY else ""
+    raise CatalogueError(f"{at}: {attr} must be one line of text, printable ASCII without leading "
+                         f"or trailing spaces{hint}")
+
+
 def shipped_formats() -> Path:
     """The catalogues lems ships with: formats/ of this checkout, else of the demo home pip installed."""
     checkout = Path(__file__).resolve().parents[2] / "formats"
@@ -75,7 +90,7 @@ def shipped_formats() -> Path:
 # What files.toml says about files since the file knowledge left the code; a
 # home written before then has none of it (see _Loader.upgrade).
 _SINCE_0_2 = ("kind", *_SHARED)
-_FILE_KEYS_SINCE_0_2 = ("id_letter", "rty", "identified_by", "numbers", "narrowing")
+_FILE_KEYS_SINCE_0_2 = ("id_letter", "rty", "identified_by", "numbers", "narrowing", "confirm_line")
 
 
 def _proxy(mapping: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -488,8 +503,8 @@ class _Loader:
             texts = {}
             for attr in ("caution", *_KIND_KEYS):
                 value = spec.get(attr)
-                if value is not None and not (isinstance(value, str) and value):
-                    raise CatalogueError(f"{at}: {attr} must be text")
+                if value is not None:
+                    _check_reply_text(at, attr, value)
                 texts[attr] = value if value is not None or attr == "caution" else kinds[kind][attr]
             search = self.search_rule(at, spec, shared["search"])
             rty, identified_by = self.confirmation(at, spec, letter)
@@ -509,8 +524,9 @@ class _Loader:
             at = f"{FILES_TOML}: kind {name}"
             _check_table(at, spec, _KIND_KEYS)
             for attr in sorted(_KIND_KEYS):
-                if not (isinstance(spec.get(attr), str) and spec[attr]):
+                if attr not in spec:
                     raise CatalogueError(f"{at}: {attr} missing")
+                _check_reply_text(at, attr, spec[attr])
         return raw
 
     def load_shared(self, raw: dict[str, Any]) -> dict[str, Any]:
