@@ -359,6 +359,8 @@ class Switch:
     def _save_operator_state(self, operator_id: str, failures: list[float], locked: bool) -> None:
         known = operator_id in self.registry.operators
         if not failures and not locked and not known:
+            # Nothing to keep for an id no operator has (an unknown id, or <id>@<ORI>): forget it.
+            self.store.write().execute("DELETE FROM operator_state WHERE operator = ?", (operator_id,))
             return
         self.store.write().execute(
             "INSERT INTO operator_state (operator, failures, locked, locked_at) VALUES (?, ?, ?, ?) "
