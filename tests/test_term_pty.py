@@ -118,6 +118,7 @@ def test_a_person_at_the_terminal(running, term):
     t.expect("T0100001> ", 4)
     t.type("\x1b[A\x1b[A\r")  # history: two lines up is HBT
     t.expect("\nHBT", 2)
+    t.expect("T0100001> ", 5)  # back at the prompt before the person presses Ctrl-C
     # Ctrl-C: signed off, goodbye, exit 0.
     t.type("\x03")
     t.expect("goodbye")
