@@ -10,7 +10,7 @@ puts a terminal in front of it; the tests call it directly.
 from __future__ import annotations
 
 import difflib
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import attrs
 import structlog
@@ -62,6 +62,25 @@ COMMANDS: dict[str, Command] = {
     "quit": Command("quit", "close the console (also: exit, Ctrl-D)"),
 }
 ALIASES = {"exit": "quit", "?": "help"}
+
+Handler = Callable[["Console", list[str], str, dict], Reply]
+
+
+def command(name: str, usage: str, help: str) -> Callable[[Handler], Handler]:
+    """Register a console command from a feature's own module (``lems.admin.*_console``).
+
+    The decorated function is called as ``handler(console, args, line, target)``
+    and returns a ``Reply``; it becomes ``Console.do_<name>``, listed by ``help``,
+    completed, journaled and committed like the built-in commands.
+    """
+    def register(handler: Handler) -> Handler:
+        if name in COMMANDS and name != "quit":
+            raise ValueError(f"console command {name!r} is registered twice")
+        COMMANDS[name] = Command(usage, help)
+        COMMANDS["quit"] = COMMANDS.pop("quit")  # quit stays last in help
+        setattr(Console, f"do_{name}", handler)
+        return handler
+    return register
 STATUS_KINDS = ("agency", "terminal")  # revoke|suspend|reinstate [agency|terminal] ID
 AUDIT_FILTERS = ("ori", "terminal", "operator", "mke", "kind", "text", "since", "until")
 
@@ -345,3 +364,7 @@ class Console:
 
     def do_quit(self, args: list[str], line: str, target: dict) -> Reply:
         return Reply(["bye"], close=True)
+
+
+# Commands of features that live in modules of their own; each registers itself with ``command``.
+from lems.admin import schedule_console  # noqa: E402,F401

@@ -26,6 +26,7 @@ from lems.base.events import Action, CheckPassword, Note, Notice, Send, Transact
 from lems.base.registry import Operator, Registry, RegistryError, Terminal
 from lems.core.policy import Policy
 from lems.core.router import Router
+from lems.core.schedule import Scheduler
 from lems.core.session import PendingSignOn, Session, Step
 from lems.store import Retention, Store
 from lems.traffic.delivery import QueueFull
@@ -91,6 +92,8 @@ class Switch:
         # [audit] retention_days: the journal pruned once a switch-clock day, never below the floor.
         self.retention = Retention(store, settings.retention_days, clock, journal=self.journal)
         self.hub = Hub()
+        # Scheduled work on switch time (NICS transmission, validation lists, ...): features add jobs.
+        self.schedule = Scheduler(store, clock)
         self.started = clock.monotonic()
         # Registry changes announced in the store up to here are in the registry just loaded.
         self.registry_seen = store.registry_change_seq()
@@ -504,14 +507,15 @@ class Switch:
 
     def tick(self) -> None:
         """Run every schedule once: session locks and idle disconnects, registry changes,
-        routed traffic's timers, journal retention.
+        routed traffic's timers, journal retention, the scheduled jobs (lems.core.schedule).
 
         Each job runs on its own: one that fails is logged and the others (and the
         next tick) still run, so a bad moment never stops every timer.
         """
         for name, job in (("sessions", self._tick_sessions), ("registry", self.refresh_registry),
                           ("traffic", lambda: self.deliver(self.router.tick(self.registry, self.hub))),
-                          ("retention", lambda: self.retention.tick(self.clock.now()))):
+                          ("retention", lambda: self.retention.tick(self.clock.now())),
+                          ("schedule", self.schedule.tick)):
             try:
                 job()
             except Exception:  # noqa: BLE001 - logged with its traceback; the switch goes on

@@ -184,6 +184,14 @@ CREATE TABLE switch_clock (
 );
 """
 
+# When each scheduled job last ran (lems.core.schedule): a restart neither repeats nor forgets one.
+SCHEDULE_RUN = """
+CREATE TABLE schedule_run (
+    job TEXT PRIMARY KEY,        -- the job's name (nics transmit, validation lists, ...)
+    last_run TEXT NOT NULL       -- UTC ISO switch time it last ran (or was first seen)
+);
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     ("0001_core", CORE),
     ("0002_journal", JOURNAL),
@@ -194,6 +202,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     ("0007_anchor_stamped", ANCHOR_STAMPED),
     ("0008_registry_change", REGISTRY_CHANGE),
     ("0009_switch_clock", SWITCH_CLOCK),
+    ("0010_schedule_run", SCHEDULE_RUN),
 )
 
 RENAMED = {
