@@ -164,11 +164,15 @@ class Dealers:
                 if tables[i].get(name) != value:
                     tables[i][name] = value
             done.add(key)
+        blank = tomlkit.dumps(doc).endswith("\n\n")
         for key, dealer in self.by_id.items():
             if key not in done:
                 table = tomlkit.table()
                 for name, value in dealer.to_dict().items():
                     table.append(name, value)
+                if not blank:
+                    table.trivia.indent = "\n"
+                blank = False
                 tables.append(table)
         text = tomlkit.dumps(doc)
         if Dealers(self.path, {d.id: d for d in (Dealer.from_dict(e, str(self.path))

@@ -156,7 +156,7 @@ def _text(obj: dict, key: str, where: str, errors: list[FieldError], *, required
 def _unknown(obj: dict, known: Iterable[str], where: str, errors: list[FieldError]) -> None:
     for key in obj:
         if key not in known:
-            errors.append(FieldError(f"{where}{key}", "is not a field of this interface"))
+            errors.append(FieldError(f"{where}{key or '(empty name)'}", "is not a field of this interface"))
 
 
 def validate(body: Any, today: dt.date) -> tuple[Optional[CheckRequest], list[FieldError]]:
