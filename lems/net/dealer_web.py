@@ -277,8 +277,11 @@ class DealerInterface(resource.Resource):
 
     @staticmethod
     def _cookie(request: Any, name: bytes, value: str, max_age: Optional[int] = None) -> None:
-        request.addCookie(name, value.encode(), path=b"/fics/", secure=True, httpOnly=True, sameSite="strict",
-                          max_age=str(max_age).encode() if max_age is not None else None)
+        # Written whole: Twisted's addCookie would spell the attribute value "strict".
+        cookie = name + b"=" + value.encode("ascii") + b"; Path=/fics/; Secure; HttpOnly; SameSite=Strict"
+        if max_age is not None:
+            cookie += b"; Max-Age=" + str(max_age).encode()
+        request.cookies.append(cookie)
 
     def _redirect(self, request: Any, where: str) -> bytes:
         request.setResponseCode(303)
