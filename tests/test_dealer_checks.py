@@ -459,3 +459,104 @@ def test_dealer_port_option_moves_the_listener(home):
     finally:
         proc.terminate()
         proc.communicate(timeout=20)
+
+
+def test_console_reload_reads_an_edited_dealer_file(running):
+    path = running.home / "terminals" / "dealers.toml"
+    text = path.read_text()
+    path.write_text(text.replace('status = "active"', 'status = "suspended"'))
+    dealer = dealer_of(running)
+    assert dealer.submit()[0] == 201  # not announced: the running registry is still in force
+    reply = run(running, "reload")
+    assert reply.ok and reply.lines[-1] == "dealers: 1", reply
+    assert dealer.submit()[0] == 403
+    path.write_text("[[dealer]]\nid = 'nonsense'\n")
+    refused = run(running, "reload")
+    assert not refused.ok and "REFUSED" in refused.lines[0]
+    assert dealer.submit()[0] == 403  # the running one kept
+    path.write_text(text)
+    assert run(running, "reload").ok and dealer.submit()[0] == 201
+
+
+def test_console_fics_usage_and_show(running):
+    txn = dealer_of(running).submit(last="DOE", first="JOHN", middle="Q", dob="1980-01-01", sex="M")[1]["transaction"]
+    shown = run(running, f"fics show {txn}")
+    assert shown.ok and "BUYER DOE, JOHN Q" in shown.lines[1] and any("wanted" in l for l in shown.lines)
+    assert not run(running, "fics").ok and not run(running, "fics frobnicate").ok
+    assert not run(running, "dealer suspend D0000009").ok
+    assert not run(running, "dealer reinstate D0000001").ok  # already active
+    assert run(running, "help fics").ok
+
+
+# -- the portal without a browser (tests/test_dealer_portal.py has the browser) --------------------
+
+def test_portal_forms_need_the_csrf_token(running):
+    """A form posted without the session's token (another site's page) is refused 403."""
+    context = ssl.create_default_context(cafile=str(running.home / "var" / "pki" / "ca.crt"))
+    port = running.service.dealer_port
+
+    def post(path, body, cookie=""):
+        conn = http.client.HTTPSConnection("127.0.0.1", port, context=context, timeout=10)
+        conn.request("POST", path, body=body, headers={"Content-Type": "application/x-www-form-urlencoded",
+                                                      "Cookie": cookie})
+        reply = conn.getresponse()
+        text = reply.read().decode()
+        cookies = [v for k, v in reply.getheaders() if k.lower() == "set-cookie"]
+        conn.close()
+        return reply.status, text, cookies
+
+    code, _, _ = post("/fics/signin", "dealer=D0000001&key=demo-dealer-key-2026")
+    assert code == 403  # no token bound to a pre-session cookie
+    conn = http.client.HTTPSConnection("127.0.0.1", port, context=context, timeout=10)
+    conn.request("GET", "/fics/")
+    reply = conn.getresponse()
+    page = reply.read().decode()
+    pre = next(v for k, v in reply.getheaders() if k.lower() == "set-cookie").split(";")[0]
+    conn.close()
+    token = re.search(r'name="csrf" value="([^"]+)"', page).group(1)
+    code, _, cookies = post("/fics/signin", f"csrf={token}&dealer=D0000001&key=demo-dealer-key-2026", pre)
+    assert code == 303
+    session = next(c for c in cookies if c.startswith("fics_session="))
+    assert all(flag in session for flag in ("HttpOnly", "Secure", "SameSite=Strict"))
+    code, _, _ = post("/fics/check", "last_name=CLEAN", session.split(";")[0])
+    assert code == 403
+    assert running.call(running.switch.fics.of_dealer, "D0000001") == []
+    # Sign-in attempts from one address: 10 at once, then one a second (switch time).
+    codes = [post("/fics/signin", f"csrf={token}&dealer=D0000001&key=wrong", pre)[0] for _ in range(10)]
+    assert 429 in codes and set(codes) <= {401, 429}
+
+
+# -- a `lems serve` process, its clock moved with `lems console` --------------------------------
+
+
+def test_serve_process_pending_estimate_and_examiner_over_lems_console(home):
+    from test_emulated_clock import console_port, lems_console, printed, stop
+
+    conf(home, adjustable="true")
+    proc, _ = serve_process(home)
+    try:
+        port = int(printed(proc, r"dealer interface \(HTTPS\): 127\.0\.0\.1:(\d+)").group(1))
+        cport = console_port(proc)
+        dealer = Dealer(home, port)
+        txn = dealer.submit(last="DOE", first="JOHN", middle="Q", dob="1980-01-01", sex="M")[1]["transaction"]
+        assert lems_console(home, cport, "clock", "advance", "29m")[0] == 0
+        assert dealer.request("GET", f"/fics/v1/checks/{txn}")[1]["estimated_completion"] is None
+        status, out = lems_console(home, cport, "clock", "advance", "2m")
+        assert status == 0, out
+        shown = dealer.request("GET", f"/fics/v1/checks/{txn}")[1]
+        assert shown["status"] == "pending" and shown["estimated_completion"], shown
+        status, out = lems_console(home, cport, "fics", "pending")
+        assert status == 0 and txn in out, out
+        status, out = lems_console(home, cport, "fics", "approve", txn)
+        assert status == 0 and "APPROVED" in out, out
+        assert dealer.request("GET", f"/fics/v1/checks/{txn}")[1]["status"] == "approved"
+        # `lems dealer add` on the running process's home: the key works at once.
+        added = subprocess.run([sys.executable, "-m", "lems", "dealer", "add", "D0000003", "--ffl",
+                                "9-93-999-01-2A-00003", "--name", "PROCESS TEST", "--home", str(home)],
+                               capture_output=True, text=True, timeout=60)
+        key = re.search(r"only its hash is kept\): (\S+)", added.stdout).group(1)
+        assert Dealer(home, port, key).submit()[0] == 201
+        assert lems_console(home, cport, "dealer", "suspend", "D0000003")[0] == 0
+        assert Dealer(home, port, key).submit()[0] == 403
+    finally:
+        stop(proc)

@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import http.client
 import os
 import re
 import shutil
-import ssl
 from pathlib import Path
 
 import pytest
@@ -131,36 +129,3 @@ def test_sign_in_submit_a_check_for_carol_clean_and_see_it_approved(running, bro
         assert url.startswith(base), url
     browser.find_element(By.ID, "signout").click()
     assert wait(browser, "signin") and "Sign in" in browser.title
-
-
-def test_portal_forms_need_the_csrf_token(running):
-    """A form posted without the session's token (another site's page) is refused 403."""
-    context = ssl.create_default_context(cafile=str(running.home / "var" / "pki" / "ca.crt"))
-    port = running.service.dealer_port
-
-    def post(path, body, cookie=""):
-        conn = http.client.HTTPSConnection("127.0.0.1", port, context=context, timeout=10)
-        conn.request("POST", path, body=body, headers={"Content-Type": "application/x-www-form-urlencoded",
-                                                      "Cookie": cookie})
-        reply = conn.getresponse()
-        text = reply.read().decode()
-        cookies = [v for k, v in reply.getheaders() if k.lower() == "set-cookie"]
-        conn.close()
-        return reply.status, text, cookies
-
-    code, _, _ = post("/fics/signin", "dealer=D0000001&key=demo-dealer-key-2026")
-    assert code == 403  # no token bound to a pre-session cookie
-    conn = http.client.HTTPSConnection("127.0.0.1", port, context=context, timeout=10)
-    conn.request("GET", "/fics/")
-    reply = conn.getresponse()
-    page = reply.read().decode()
-    pre = next(v for k, v in reply.getheaders() if k.lower() == "set-cookie").split(";")[0]
-    conn.close()
-    token = re.search(r'name="csrf" value="([^"]+)"', page).group(1)
-    code, _, cookies = post("/fics/signin", f"csrf={token}&dealer=D0000001&key=demo-dealer-key-2026", pre)
-    assert code == 303
-    session = next(c for c in cookies if c.startswith("fics_session="))
-    assert all(flag in session for flag in ("HttpOnly", "Secure", "SameSite=Strict"))
-    code, _, _ = post("/fics/check", "last_name=CLEAN", session.split(";")[0])
-    assert code == 403
-    assert running.call(running.switch.fics.of_dealer, "D0000001") == []

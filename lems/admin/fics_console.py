@@ -124,3 +124,28 @@ def _with_dealers(name: str) -> None:
 
 for _name in DEALER_ACTIONS:
     _with_dealers(_name)
+
+
+def _reload_with_dealers() -> None:
+    """``reload`` reads terminals/dealers.toml too; a broken one refuses the reload, running one kept."""
+    from lems.base.dealers import Dealers
+    from lems.base.registry import RegistryError
+
+    original = Console.do_reload
+
+    def handler(self: Console, args: list[str], line: str, target: dict) -> Reply:
+        fics = _fics(self)
+        try:
+            dealers = Dealers.load(fics.directory)
+        except (RegistryError, OSError) as exc:
+            return Reply([f"REFUSED: {exc}; the running configuration is kept"], ok=False)
+        reply = original(self, args, line, target)
+        if not reply.ok:
+            return reply
+        fics.adopt_dealers(dealers)
+        return Reply([*reply.lines, f"dealers: {len(dealers.by_id)}"], reply.ok, reply.close)
+
+    Console.do_reload = handler  # type: ignore[method-assign]
+
+
+_reload_with_dealers()

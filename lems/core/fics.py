@@ -363,9 +363,10 @@ class Fics:
                 log.error("dealer registry change not taken, running one kept", error=str(exc))
         return self._dealers
 
-    def reload_dealers(self) -> Dealers:
-        self._dealers = Dealers.load(self.directory)
-        return self._dealers
+    def adopt_dealers(self, dealers: Dealers) -> None:
+        """Take a dealer registry read by the console's ``reload``."""
+        self._dealers = dealers
+        self._dealers_seen = self.store.registry_change_seq()
 
     def authenticate(self, key: str) -> Optional[Dealer]:
         return self.dealers.authenticate(key)

@@ -142,6 +142,8 @@ class DealerInterface(resource.Resource):
         self.switch = switch
         self.server_url = server_url
         self.portal = PortalSessions(switch.clock, switch.settings.dealer.session_minutes)
+        # Portal sign-in attempts per client address: 10 at once, then one a second.
+        self.sign_ins = fics_mod.Buckets(switch.clock, 1.0, 10)
 
     @property
     def fics(self) -> fics_mod.Fics:
@@ -358,6 +360,12 @@ class DealerInterface(resource.Resource):
     def _sign_in(self, request: Any) -> bytes:
         form = self._form(request)
         pre = self._pre(request)
+        try:
+            self.sign_ins.take(getattr(request.getClientAddress(), "host", ""))
+        except fics_mod.TooMany as exc:
+            request.setHeader(b"retry-after", str(exc.retry_after).encode())
+            return self._html(request, pages.sign_in(self.portal.pre_csrf(pre), f"Too many sign-in attempts; "
+                                                     f"wait {exc.retry_after} seconds."), 429)
         if not hmac.compare_digest(form.get("csrf", ""), self.portal.pre_csrf(pre)):
             return self._html(request, pages.sign_in(self.portal.pre_csrf(pre),
                                                      "The sign-in form expired; please try again."), 403)
