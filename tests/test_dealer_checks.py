@@ -266,7 +266,8 @@ def test_dealer_add_takes_effect_at_once_and_keeps_only_a_hash(running, capsys):
     assert main(["dealer", "add", "D0000002", "--ffl", "9-93-999-01-2A-00002", "--name", "Other Test Guns",
                  "--home", str(running.home)]) == 0
     out = capsys.readouterr().out
-    key = re.search(r"API key \(shown only this once; only its hash is kept\): (\S+)", out).group(1)
+    assert "API key (shown only this once, only its hash is kept" in out
+    key = out.strip().splitlines()[-1]
     assert len(key) > 40
     for path in running.home.rglob("*"):
         if path.is_file():
@@ -505,7 +506,7 @@ def test_portal_forms_need_the_csrf_token(running):
         conn.close()
         return reply.status, text, cookies
 
-    code, _, _ = post("/fics/signin", "dealer=D0000001&key=demo-dealer-key-2026")
+    code, _, _ = post("/fics/signin", "dealer_id=D0000001&key=demo-dealer-key-2026")
     assert code == 403  # no token bound to a pre-session cookie
     conn = http.client.HTTPSConnection("127.0.0.1", port, context=context, timeout=10)
     conn.request("GET", "/fics/")
@@ -514,7 +515,7 @@ def test_portal_forms_need_the_csrf_token(running):
     pre = next(v for k, v in reply.getheaders() if k.lower() == "set-cookie").split(";")[0]
     conn.close()
     token = re.search(r'name="csrf" value="([^"]+)"', page).group(1)
-    code, _, cookies = post("/fics/signin", f"csrf={token}&dealer=D0000001&key=demo-dealer-key-2026", pre)
+    code, _, cookies = post("/fics/signin", f"csrf={token}&dealer_id=D0000001&key=demo-dealer-key-2026", pre)
     assert code == 303
     session = next(c for c in cookies if c.startswith("fics_session="))
     assert all(flag in session for flag in ("HttpOnly", "Secure", "SameSite=Strict"))
@@ -522,7 +523,7 @@ def test_portal_forms_need_the_csrf_token(running):
     assert code == 403
     assert running.call(running.switch.fics.of_dealer, "D0000001") == []
     # Sign-in attempts from one address: 10 at once, then one a second (switch time).
-    codes = [post("/fics/signin", f"csrf={token}&dealer=D0000001&key=wrong", pre)[0] for _ in range(10)]
+    codes = [post("/fics/signin", f"csrf={token}&dealer_id=D0000001&key=wrong", pre)[0] for _ in range(10)]
     assert 429 in codes and set(codes) <= {401, 429}
 
 
@@ -554,9 +555,23 @@ def test_serve_process_pending_estimate_and_examiner_over_lems_console(home):
         added = subprocess.run([sys.executable, "-m", "lems", "dealer", "add", "D0000003", "--ffl",
                                 "9-93-999-01-2A-00003", "--name", "PROCESS TEST", "--home", str(home)],
                                capture_output=True, text=True, timeout=60)
-        key = re.search(r"only its hash is kept\): (\S+)", added.stdout).group(1)
+        key = added.stdout.strip().splitlines()[-1]
         assert Dealer(home, port, key).submit()[0] == 201
         assert lems_console(home, cport, "dealer", "suspend", "D0000003")[0] == 0
         assert Dealer(home, port, key).submit()[0] == 403
     finally:
         stop(proc)
+
+
+def test_portal_form_becomes_the_api_body():
+    from lems.net.dealer_pages import form_to_body, label_of
+
+    body = form_to_body({"dealer_reference": "R", "last_name": "CLEAN", "first_name": "CAROL", "dob": "9/9/1990",
+                         "sex": "F", "race": "", "id_type": "DL", "id_number": "X1", "id_state": "OR",
+                         "type": "handgun", "make": "A", "model": "B", "caliber": "9MM", "serial": "S1",
+                         "serial_2": "S2", "type_2": "long gun"})
+    assert body["buyer"]["dob"] == "1990-09-09" and "race" not in body["buyer"]
+    assert [g["serial"] for g in body["firearms"]] == ["S1", "S2"] and body["firearms"][1]["make"] is None
+    request, errors = fics_mod.validate(body, dt.date(2026, 6, 1))
+    assert [e.field for e in errors] == ["firearms[1].make", "firearms[1].model", "firearms[1].caliber"]
+    assert label_of("firearms[1].make") == "Firearm 2 make" and label_of("buyer.dob") == "Date of birth"

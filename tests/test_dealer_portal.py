@@ -78,21 +78,20 @@ def test_sign_in_submit_a_check_for_carol_clean_and_see_it_approved(running, bro
     browser.get(f"{base}/fics/")
     assert "Sign in" in browser.title
     # A wrong key is refused on the page.
-    fill(browser, dealer="D0000001", key="not-the-key")
+    fill(browser, dealer_id="D0000001", key="not-the-key")
     browser.find_element(By.ID, "signin").click()
     assert "Wrong dealer id or key" in wait(browser, "errors").text, browser.page_source
-    fill(browser, dealer="D0000001", key="demo-dealer-key-2026")
+    fill(browser, dealer_id="D0000001", key="demo-dealer-key-2026")
     browser.find_element(By.ID, "signin").click()
     assert wait(browser, "check-form")
     session = next(c for c in browser.get_cookies() if c["name"] == "fics_session")
     assert session["httpOnly"] and session["secure"] and session["sameSite"] == "Strict"
 
     fill(browser, dealer_reference="COUNTER-1", last_name="CLEAN", first_name="CAROL", middle_name="C",
-         id_type="DL", id_number="OR7654321", id_state="OR", gun0_make="GLOCK", gun0_model="19",
-         gun0_caliber="9MM", gun0_serial="PORTAL0001")
-    browser.find_element(By.ID, "dob").send_keys("09091990")  # the date control, typed as en-US shows it
+         dob="1990-09-09", id_type="DL", id_number="OR7654321", id_state="OR", make="GLOCK", model="19",
+         caliber="9MM", serial="PORTAL0001")
     Select(browser.find_element(By.ID, "sex")).select_by_value("F")
-    Select(browser.find_element(By.ID, "gun0_type")).select_by_value("handgun")
+    Select(browser.find_element(By.ID, "type")).select_by_value("handgun")
     browser.find_element(By.ID, "submit-check").click()
 
     status = wait(browser, "status").text
@@ -110,11 +109,10 @@ def test_sign_in_submit_a_check_for_carol_clean_and_see_it_approved(running, bro
     assert txn in recent and "APPROVED" in recent
     # A bad form names the field and stores nothing.
     fill(browser, dealer_reference="COUNTER-2", last_name="CLEAN", first_name="CAROL", id_type="DL",
-         id_number="OR7654321", id_state="O1", gun0_make="GLOCK", gun0_model="19", gun0_caliber="9MM",
-         gun0_serial="PORTAL0002")
-    browser.find_element(By.ID, "dob").send_keys("09091990")
+         id_number="OR7654321", id_state="O1", make="GLOCK", model="19", caliber="9MM",
+         serial="PORTAL0002", dob="09/09/1990")  # a US-style date is taken too
     Select(browser.find_element(By.ID, "sex")).select_by_value("F")
-    Select(browser.find_element(By.ID, "gun0_type")).select_by_value("handgun")
+    Select(browser.find_element(By.ID, "type")).select_by_value("handgun")
     browser.find_element(By.ID, "submit-check").click()
     assert "ID state: must be a two-letter state code" in wait(browser, "errors").text
     assert len(running.call(running.switch.fics.of_dealer, "D0000001")) == 1

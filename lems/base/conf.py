@@ -109,8 +109,8 @@ class DealerSettings:
     # Checks are kept this many days (switch time), then purged.
     retention_days: int = 1826
     # Per-dealer request rate: a token bucket on the switch clock (0: no limit).
-    requests_per_second: float = 5.0
-    request_burst: int = 30
+    requests_per_second: float = 10.0
+    request_burst: int = 200
     # Largest request body accepted (bytes); a larger one is answered 413.
     max_body_bytes: int = 65536
     # A check still pending after this many minutes gets an estimated_completion, this

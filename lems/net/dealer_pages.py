@@ -8,6 +8,7 @@ comes from a request or the store is escaped here.
 from __future__ import annotations
 
 import html
+import re
 from typing import Any, Iterable, Optional
 
 from lems.core.fics import FIREARM_TYPES, MAX_FIREARMS, RACES, SEXES, STATUSES
@@ -219,7 +220,7 @@ def sign_in(csrf: str, message: str = "", dealer_id: str = "") -> str:
     return page("Sign in", f"""<section><h2>Sign in</h2>{box}
 <form method="post" action="/fics/signin" autocomplete="off">
 <input type="hidden" name="csrf" value="{e(csrf)}">
-<label for="dealer">Dealer id</label><input id="dealer" name="dealer" required placeholder="D0000001"
+<label for="dealer_id">Dealer id</label><input id="dealer_id" name="dealer_id" required placeholder="D0000001"
  value="{e(dealer_id)}" autocapitalize="characters">
 <label for="key">API key</label><input id="key" name="key" type="password" required>
 <button type="submit" id="signin">Sign in</button></form>
@@ -246,11 +247,12 @@ def dashboard(dealer: Any, csrf: str, checks: list, form: Optional[dict] = None,
     guns = []
     for i in range(PORTAL_ROWS):
         req = i == 0
+        n = gun_field
         guns.append(f"""<fieldset><legend>Firearm {i + 1}{'' if req else ' (optional)'}</legend><div class="grid">
-<div><label for="gun{i}_type">Type</label>{_select(f"gun{i}_type", [("", "-"), *((t, t) for t in FIREARM_TYPES)],
-                                                     form.get(f"gun{i}_type", ""), req)}</div>
-{_input(f"gun{i}_make", "Make", form, req)}{_input(f"gun{i}_model", "Model", form, req)}
-{_input(f"gun{i}_caliber", "Caliber", form, req)}{_input(f"gun{i}_serial", "Serial number", form, req)}
+<div><label for="{n('type', i)}">Type</label>{_select(n('type', i), [("", "-"), *((t, t) for t in FIREARM_TYPES)],
+                                                     form.get(n('type', i), ""), req)}</div>
+{_input(n('make', i), "Make", form, req)}{_input(n('model', i), "Model", form, req)}
+{_input(n('caliber', i), "Caliber", form, req)}{_input(n('serial', i), "Serial number", form, req)}
 </div></fieldset>""")
     rows = "".join(
         f'<tr><td><a href="/fics/check/{e(c.txn)}">{e(c.txn)}</a></td><td>{status_badge(c.status)}</td>'
@@ -265,7 +267,8 @@ def dashboard(dealer: Any, csrf: str, checks: list, form: Optional[dict] = None,
 <div class="grid">{_input("dealer_reference", "Your reference", form, extra=' maxlength="64"')}</div>
 <fieldset><legend>Buyer</legend><div class="grid">
 {_input("last_name", "Last name", form)}{_input("first_name", "First name", form)}
-{_input("middle_name", "Middle name", form, required=False)}{_input("dob", "Date of birth", form, kind="date")}
+{_input("middle_name", "Middle name", form, required=False)}
+{_input("dob", "Date of birth (CCYY-MM-DD)", form, extra=' placeholder="1990-09-09" inputmode="numeric" maxlength="10"')}
 <div><label for="sex">Sex</label>{_select("sex", [("", "-"), *((s, s) for s in SEXES)], form.get("sex", ""))}</div>
 <div><label for="race">Race (optional)</label>{_select("race", [("", "-"), *((r, r) for r in RACES)],
                                                         form.get("race", ""), False)}</div>
@@ -299,6 +302,14 @@ def not_found() -> str:
     return page("Not found", '<section><h2>Not found</h2><p><a href="/fics/">Back to the portal</a></p></section>')
 
 
+def gun_field(name: str, row: int) -> str:
+    """The portal form's name of a firearm field: ``serial`` in the first row, ``serial_2`` in the second..."""
+    return name if row == 0 else f"{name}_{row + 1}"
+
+
+_US_DATE = re.compile(r"^(\d{1,2})/(\d{1,2})/(\d{4})$")
+
+
 def form_to_body(form: dict) -> dict[str, Any]:
     """The portal's form as the JSON API's body (the same validation answers both)."""
     def val(name: str) -> Optional[str]:
@@ -311,8 +322,12 @@ def form_to_body(form: dict) -> dict[str, Any]:
                                       "id_type", "id_number", "id_state")},
         "firearms": [],
     }
+    dob = body["buyer"]["dob"]
+    us = _US_DATE.match(dob or "")
+    if us:  # typed as a US counter writes it: MM/DD/CCYY
+        body["buyer"]["dob"] = f"{us.group(3)}-{int(us.group(1)):02d}-{int(us.group(2)):02d}"
     for i in range(PORTAL_ROWS):
-        gun = {k: val(f"gun{i}_{k}") for k in ("type", "make", "model", "caliber", "serial")}
+        gun = {k: val(gun_field(k, i)) for k in ("type", "make", "model", "caliber", "serial")}
         if i == 0 or any(gun.values()):
             body["firearms"].append(gun)
     for key in [k for k, v in body["buyer"].items() if v is None]:

@@ -369,7 +369,7 @@ class DealerInterface(resource.Resource):
         if not hmac.compare_digest(form.get("csrf", ""), self.portal.pre_csrf(pre)):
             return self._html(request, pages.sign_in(self.portal.pre_csrf(pre),
                                                      "The sign-in form expired; please try again."), 403)
-        dealer_id = form.get("dealer", "").upper()
+        dealer_id = (form.get("dealer_id") or form.get("dealer") or "").upper()
         dealer = self.fics.authenticate(form.get("key", ""))
         if dealer is None or dealer.id != dealer_id:
             self.switch.audit("security", None, event="FICS PORTAL SIGN-IN FAILED", operator=dealer_id[:20] or None,

@@ -68,9 +68,9 @@ def dealer_add(args: argparse.Namespace) -> int:
         store.announce_registry_change(f"DEALER {dealer_id} ADDED", stamp(SystemClock().now()))
     finally:
         store.close()
-    print(f"dealer {dealer_id} {name} FFL {dealer.ffl} registered in {dealers.path}")
-    print(f"API key (shown only this once; only its hash is kept): {key}")
-    print("send it as `Authorization: Bearer <key>`; a running switch accepts it now")
+    print(f"dealer {dealer_id} {name} FFL {dealer.ffl} registered in {dealers.path}; a running switch accepts it now")
+    print("API key (shown only this once, only its hash is kept; send it as `Authorization: Bearer <key>`):")
+    print(key)
     return EXIT_OK
 
 
