@@ -54,8 +54,8 @@ TXN = re.compile(r"^F\d{4}-\d{6}$")
 _NAME_PART = re.compile(r"^[A-Z][A-Z '\-]*$")
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _STATE = re.compile(r"^[A-Z]{2}$")
-_ID_NUMBER = re.compile(r"^[A-Z0-9\-]{1,25}$")
-_SERIAL = re.compile(r"^[A-Z0-9\-]{1,20}$")
+_ID_NUMBER = re.compile(r"^[A-Z0-9][A-Z0-9 \-]{0,24}$")
+_SERIAL = re.compile(r"^[A-Z0-9][A-Z0-9 \-]{0,19}$")
 _PRINTABLE = re.compile(r"^[\x20-\x7e]*$")
 
 BUYER_FIELDS = ("last_name", "first_name", "middle_name", "dob", "sex", "race", "id_type", "id_number", "id_state")
@@ -131,7 +131,7 @@ class CheckRequest:
 
 
 def _text(obj: dict, key: str, where: str, errors: list[FieldError], *, required: bool = True,
-          limit: int = 30, upper: bool = True) -> str:
+          limit: int = 30, upper: bool = True, empty_ok: bool = False) -> str:
     value = obj.get(key)
     path = f"{where}{key}"
     if value is None:
@@ -144,7 +144,7 @@ def _text(obj: dict, key: str, where: str, errors: list[FieldError], *, required
     value = " ".join(value.split())
     if upper:
         value = value.upper()
-    if required and not value:
+    if required and not value and not empty_ok:
         errors.append(FieldError(path, "must not be empty"))
     elif len(value) > limit:
         errors.append(FieldError(path, f"must be at most {limit} characters"))
@@ -165,7 +165,7 @@ def validate(body: Any, today: dt.date) -> tuple[Optional[CheckRequest], list[Fi
     if not isinstance(body, dict):
         return None, [FieldError("(body)", "must be a JSON object")]
     _unknown(body, TOP_FIELDS, "", errors)
-    reference = _text(body, "dealer_reference", "", errors, limit=64, upper=False)
+    reference = _text(body, "dealer_reference", "", errors, limit=64, upper=False, empty_ok=True)
 
     raw_buyer = body.get("buyer")
     buyer = None
@@ -200,10 +200,10 @@ def validate(body: Any, today: dt.date) -> tuple[Optional[CheckRequest], list[Fi
                 errors.append(FieldError(f"{where}type", "must be one of: " + ", ".join(FIREARM_TYPES)))
             make = _text(gun, "make", where, errors)
             model = _text(gun, "model", where, errors)
-            caliber = _text(gun, "caliber", where, errors, limit=10)
+            caliber = _text(gun, "caliber", where, errors, limit=20)
             serial = _text(gun, "serial", where, errors, limit=20)
             if serial and len(serial) <= 20 and not _SERIAL.match(serial):
-                errors.append(FieldError(f"{where}serial", "letters, digits and hyphens only"))
+                errors.append(FieldError(f"{where}serial", "letters, digits, spaces and hyphens only"))
             if isinstance(kind, str):
                 guns.append(Firearm(kind.strip().lower(), make, model, caliber, serial))
     if errors or buyer is None:
@@ -249,7 +249,7 @@ def _buyer(raw: dict, today: dt.date, errors: list[FieldError]) -> Optional[Buye
     id_type = _text(raw, "id_type", w, errors, limit=20)
     id_number = _text(raw, "id_number", w, errors, limit=25)
     if id_number and len(id_number) <= 25 and not _ID_NUMBER.match(id_number):
-        errors.append(FieldError(f"{w}id_number", "letters, digits and hyphens only"))
+        errors.append(FieldError(f"{w}id_number", "letters, digits, spaces and hyphens only"))
     id_state = _text(raw, "id_state", w, errors, limit=2)
     if id_state and len(id_state) <= 2 and not _STATE.match(id_state):
         errors.append(FieldError(f"{w}id_state", "must be a two-letter state code"))

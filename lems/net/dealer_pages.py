@@ -95,7 +95,7 @@ def openapi(server: str = "https://127.0.0.1:7743") -> dict[str, Any]:
                     "type": "object", "additionalProperties": False,
                     "required": ["dealer_reference", "buyer", "firearms"],
                     "properties": {
-                        "dealer_reference": text(64, minLength=1, description="the dealer's own reference"),
+                        "dealer_reference": text(64, description="the dealer's own reference (may be empty)"),
                         "buyer": {"$ref": "#/components/schemas/Buyer"},
                         "firearms": {"type": "array", "minItems": 1, "maxItems": MAX_FIREARMS,
                                      "items": {"$ref": "#/components/schemas/Firearm"}},
@@ -113,7 +113,7 @@ def openapi(server: str = "https://127.0.0.1:7743") -> dict[str, Any]:
                         "race": {"type": "string", "enum": list(RACES), "nullable": True,
                                  "description": "NCIC race code"},
                         "id_type": text(20, minLength=1, description="e.g. DL (driver licence), ID, PASSPORT"),
-                        "id_number": text(25, minLength=1, pattern="^[A-Za-z0-9\\-]+$"),
+                        "id_number": text(25, minLength=1, pattern="^[A-Za-z0-9][A-Za-z0-9 \\-]*$"),
                         "id_state": text(2, minLength=2, pattern="^[A-Za-z]{2}$"),
                     },
                 },
@@ -123,8 +123,8 @@ def openapi(server: str = "https://127.0.0.1:7743") -> dict[str, Any]:
                     "properties": {
                         "type": {"type": "string", "enum": list(FIREARM_TYPES)},
                         "make": text(30, minLength=1), "model": text(30, minLength=1),
-                        "caliber": text(10, minLength=1),
-                        "serial": text(20, minLength=1, pattern="^[A-Za-z0-9\\-]+$"),
+                        "caliber": text(20, minLength=1),
+                        "serial": text(20, minLength=1, pattern="^[A-Za-z0-9][A-Za-z0-9 \\-]*$"),
                     },
                 },
                 "Check": {

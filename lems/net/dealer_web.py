@@ -36,6 +36,7 @@ from lems.net import dealer_pages as pages
 log = structlog.get_logger("lems.net.dealer_web")
 
 API = "/fics/v1/"
+IDLE_SECONDS = 60  # an idle keep-alive connection is closed after this (Twisted's default is 12 hours)
 SESSION_COOKIE = b"fics_session"
 PRE_COOKIE = b"fics_pre"
 _TXN_PATH = re.compile(r"^/fics/v1/checks/([^/]+)$")
@@ -78,6 +79,7 @@ class DealerSite(server.Site):
     displayTracebacks = False
 
     def __init__(self, root: resource.Resource, max_body: int, **kw: Any) -> None:
+        kw.setdefault("timeout", IDLE_SECONDS)
         super().__init__(root, **kw)
         self.max_body = max_body
 
