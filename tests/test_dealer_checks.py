@@ -575,3 +575,38 @@ def test_portal_form_becomes_the_api_body():
     request, errors = fics_mod.validate(body, dt.date(2026, 6, 1))
     assert [e.field for e in errors] == ["firearms[1].make", "firearms[1].model", "firearms[1].caliber"]
     assert label_of("firearms[1].make") == "Firearm 2 make" and label_of("buyer.dob") == "Date of birth"
+
+
+def test_records_entered_a_moment_ago_count_at_once(running):
+    """The checks search the switch's own files: an entry by an agency is found by the next check."""
+    dealer = dealer_of(running)
+    assert dealer.submit(last="TESTER", first="NEWLY", middle=None, dob="1976-06-06", sex="M")[1]["status"] == \
+        "approved"
+    health = running.signed_on("T0500001", "OR999050H", "OP050001")
+    reply = health.request("EPP.OR999050H.NAM/TESTER, NEWLY.SEX/M.RAC/W.DOB/19760606.PRC/MH.DOP/20260101.OCA/DC-1")
+    assert reply.cls == "R", reply
+    assert dealer.submit(last="TESTER", first="NEWLY", middle=None, dob="1976-06-06", sex="M")[1]["status"] == \
+        "denied"
+    police = running.signed_on("T0100001", "OR9990100", "OP010001")
+    assert police.request("EG.OR9990100.SER/DCGUN0001.MAK/GLK.CAL/9MM.TYP/PI.DOT/20260101.OCA/DC-G-1").cls == "R"
+    code, body, _ = dealer.submit(serials=("DC-GUN 0001",))  # spaces and hyphens are not part of a serial
+    assert body["status"] == "denied"
+    assert wait_for(police, body["transaction"]).cls == "U"
+
+
+def test_rate_buckets_on_the_switch_clock():
+    from lems.base.clock import FakeClock
+
+    clock = FakeClock()
+    buckets = fics_mod.Buckets(clock, 0.5, 2)
+    buckets.take("D1")
+    buckets.take("D1")
+    with pytest.raises(fics_mod.TooMany) as exc:
+        buckets.take("D1")
+    assert exc.value.retry_after == 2
+    buckets.take("D2")  # per dealer
+    clock.advance(2.0)
+    buckets.take("D1")
+    unlimited = fics_mod.Buckets(clock, 0, 1)  # 0: no limit
+    for _ in range(5):
+        unlimited.take("D1")
