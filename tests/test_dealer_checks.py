@@ -610,3 +610,19 @@ def test_rate_buckets_on_the_switch_clock():
     unlimited = fics_mod.Buckets(clock, 0, 1)  # 0: no limit
     for _ in range(5):
         unlimited.take("D1")
+
+
+def test_console_completes_dealer_commands(running):
+    txn = dealer_of(running).submit(last="DOE", first="JOHN", middle="Q", dob="1980-01-01", sex="M")[1]["transaction"]
+    c = console(running)
+
+    def complete(text):
+        return running.call(lambda: c.complete(text))
+
+    assert complete("fics ") == ("", ["approve", "deny", "pending", "show"])
+    assert complete("fics approve F") == ("F", [txn])
+    assert complete("dealer s") == ("s", ["suspend"])
+    assert complete("dealer suspend D") == ("D", ["D0000001"])
+    assert complete("suspend dealer ") == ("", ["D0000001"])
+    assert "D0000001" in complete("suspend D")[1]
+    assert complete("revoke t01") == ("t01", ["T0100001", "T0100002"])  # the built-in completion still works

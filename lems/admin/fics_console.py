@@ -149,3 +149,35 @@ def _reload_with_dealers() -> None:
 
 
 _reload_with_dealers()
+
+
+def _complete_dealers() -> None:
+    """TAB completes ``fics`` and ``dealer`` actions, dealer ids and pending transactions."""
+    first, complete = Console._first_arguments, Console.complete
+
+    def first_arguments(self: Console, name: str) -> list[str]:
+        if name == "fics":
+            return ["pending", "show", "approve", "deny"]
+        if name == "dealer":
+            return ["list", *DEALER_ACTIONS]
+        options = first(self, name)
+        if name in DEALER_ACTIONS:
+            options = [*options, "dealer", *_fics(self).dealers.by_id]
+        return options
+
+    def completion(self: Console, before: str) -> tuple[str, list[str]]:
+        word, options = complete(self, before)
+        done = before.split() if not before or before[-1].isspace() else before.split()[:-1]
+        if len(done) == 2 and done[0].lower() in ("fics", "dealer", *DEALER_ACTIONS):
+            if done[0].lower() == "fics" and done[1].lower() in ("show", "approve", "deny"):
+                options = [c.txn for c in _fics(self).pending()]
+            elif done[1].lower() in DEALER_ACTIONS or done[1].lower() == "dealer":
+                options = list(_fics(self).dealers.by_id)
+            options = sorted(o for o in options if o.lower().startswith(word.lower()))
+        return word, options
+
+    Console._first_arguments = first_arguments  # type: ignore[method-assign]
+    Console.complete = completion  # type: ignore[method-assign]
+
+
+_complete_dealers()
