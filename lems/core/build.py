@@ -12,6 +12,7 @@ from typing import Any, Optional
 
 from lems.base.conf import Settings
 from lems.base.registry import Registry
+from lems.core.fics import Fics
 from lems.core.router import Router
 from lems.core.switch import Switch
 from lems.store import Store
@@ -34,4 +35,7 @@ def build_switch(home: Path, settings: Settings, store: Store, clock: Any, log: 
     registry = Registry.load(home / "terminals")
     codec = Codec.from_dir(home / "formats")
     router = load_router(home, settings, codec, store, clock, AuditTrail(store, clock))
-    return Switch(settings, registry, codec, router, store, clock, log)
+    switch = Switch(settings, registry, codec, router, store, clock, log)
+    # Firearms instant checks for dealers (PROTOCOL.md 10): its timers join the switch's schedule.
+    switch.fics = Fics(switch)  # type: ignore[attr-defined]
+    return switch

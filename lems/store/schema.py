@@ -192,6 +192,33 @@ CREATE TABLE schedule_run (
 );
 """
 
+# Firearms instant checks (PROTOCOL.md 10, lems.core.fics): one row per check, kept
+# [dealer] retention_days, and the counters that number transactions (per year) and
+# approvals (never reused, also after a purge).
+DEALER_CHECKS = """
+CREATE TABLE fics_check (
+    txn TEXT PRIMARY KEY,            -- F<CCYY>-<6 digits>
+    dealer TEXT NOT NULL,            -- D + 7 digits
+    dealer_reference TEXT NOT NULL,
+    status TEXT NOT NULL,            -- approved | denied | pending
+    approval_number TEXT UNIQUE,     -- approved checks only, unique across all checks
+    received TEXT NOT NULL,          -- UTC ISO 8601, switch time
+    decided TEXT,                    -- UTC ISO 8601 of the decision (NULL while pending)
+    decided_by TEXT,                 -- SWITCH, or the examiner's console name
+    estimated_completion TEXT,       -- UTC ISO 8601, once pending past [dealer] pending_minutes
+    firearms INTEGER NOT NULL,
+    buyer TEXT NOT NULL,             -- the buyer as submitted (JSON), for examiners
+    guns TEXT NOT NULL,              -- the firearms as submitted (JSON)
+    reasons TEXT NOT NULL            -- what the searches found (JSON), for examiners only
+);
+CREATE INDEX fics_check_dealer ON fics_check (dealer, status, received);
+CREATE INDEX fics_check_received ON fics_check (received);
+CREATE TABLE fics_counter (
+    name TEXT PRIMARY KEY,           -- "txn <CCYY>" or "approval"
+    last INTEGER NOT NULL
+);
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     ("0001_core", CORE),
     ("0002_journal", JOURNAL),
@@ -203,6 +230,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     ("0008_registry_change", REGISTRY_CHANGE),
     ("0009_switch_clock", SWITCH_CLOCK),
     ("0010_schedule_run", SCHEDULE_RUN),
+    ("0013_dealer_checks", DEALER_CHECKS),
 )
 
 RENAMED = {
