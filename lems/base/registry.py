@@ -216,12 +216,10 @@ class Operator:
         return op
 
     def to_dict(self) -> dict[str, Any]:
-        out = {"id": self.id, "ori": self.ori, "level": self.level, "password": self.password,
-               "certified": _iso(self.certified), "guide_issued": _iso(self.guide_issued),
-               "background_check": _iso(self.background_check), "totp": self.totp, "status": self.status}
-        if self.representative:
-            out["representative"] = True
-        return out
+        return {"id": self.id, "ori": self.ori, "level": self.level, "password": self.password,
+                "certified": _iso(self.certified), "guide_issued": _iso(self.guide_issued),
+                "background_check": _iso(self.background_check), "totp": self.totp, "status": self.status,
+                "representative": self.representative}
 
 
 FILES = {"agency": "agencies.toml", "terminal": "terminals.toml", "operator": "operators.toml"}
