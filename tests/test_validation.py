@@ -378,3 +378,51 @@ def test_serve_training_and_validation_with_the_console_clock(home):
         for each in clients:
             each.close()
         stop(proc)
+
+
+def test_an_interface_operator_is_held_to_the_deadlines(home, switch_factory, clock):
+    adjustable(home)
+    edit_registry(home, operators={"OP010002": {"guide_issued": None, "certified": None}})
+    running = switch_factory()
+    c = running.client("IF010001", listener="interfaces").connect()
+    c.banner()
+    query = QW.format(name="DOE, JOHN Q").replace("19910203", "19800101")
+    assert c.request(query, opr="OP010002").cls == "R"  # its first use: the 10 days start
+    assert run(running, "clock advance 11d").ok
+    late = c.request(query, opr="OP010002")
+    assert late.cls == "E" and late.text.startswith(".20. SIGN-ON REJECTED - TRAINING GUIDE NOT ISSUED"), late
+    assert c.request(query, opr="OP010001").cls == "R"  # a trained operator is not held up
+
+
+# -- bad input: a clear refusal, never a crash -------------------------------------------------------
+
+from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
+
+from lems.wire.codec import Codec  # noqa: E402
+
+PRINTABLE = st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E, exclude_characters="."), max_size=40)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(lst=PRINTABLE, vln=PRINTABLE)
+def test_vcl_fields_parse_or_are_refused_by_name(home, lst, vln):
+    from lems.base.errors import Reject
+
+    codec = Codec.from_dir(home / "formats")
+    try:
+        msg = codec.parse(f"VCL.OR9990100.LST/{lst}.VLN/{vln}")
+    except Reject as reject:
+        assert reject.code in (".12.", ".13.", ".31."), reject
+        assert "LST" in reject.reason or "VLN" in reject.reason or reject.code == ".31.", reject
+        return
+    assert msg.get("LST").isalnum() and 8 <= len(msg.get("LST")) <= 10
+    assert 1 <= len(msg.get("VLN")) <= 30
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(words=st.lists(st.sampled_from(["training", "validation", "OP040001", "OR999040Y", "issued", "completed",
+                                       "--level", "--date", "full", "20261101", "x", "run", "lists", "status",
+                                       "record", "W000000001"]), min_size=1, max_size=6))
+def test_console_words_never_crash(running, words):
+    reply = running.call(console(running).execute, " ".join(words))
+    assert not any(line.startswith("ERROR:") for line in reply.lines), (words, reply)
