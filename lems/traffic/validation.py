@@ -476,6 +476,9 @@ class Validation:
             validated += 1
         self.store.write().execute("UPDATE validation_list SET certified = ?, certified_by = ? WHERE list_id = ?",
                                    (_iso(txn.received), name, list_id))
+        self.routing.trail.record("admin", None, event="VALIDATION LIST CERTIFIED", ori=msg.ori, mke=msg.mke,
+                                  terminal=txn.terminal.id, operator=txn.operator.id, outcome="OK",
+                                  text=f"{list_id} {validated} RECORD(S) VLN/{name}")
         lines = [msg.ori, f"VCL ACCEPTED - VALIDATION LIST {list_id} CERTIFIED",
                  f"{validated} RECORD(S) VALIDATED BY {name} {_ymd(today)}"]
         if gone:
