@@ -160,6 +160,11 @@ def do_training(console: Console, args: list[str], line: str, target: dict) -> R
     except TrainingError as exc:
         raise AdminError(str(exc)) from None
     switch.registry = new  # in force for the next sign-on, at once (PROTOCOL.md 8)
+    # Announced like `lems operator training` does, for any other switch on this store; this one has it.
+    from lems.base.clock import stamp
+
+    switch.registry_seen = switch.store.announce_registry_change(
+        f"OPERATOR {who} TRAINING {event.upper()} {day.isoformat()}", stamp(switch.clock.now()))
     op = new.operators[who]
     return Reply([f"operator {who} training {event} {day.isoformat()} recorded",
                   *training_lines(op, today, policy, first(op))])
