@@ -426,3 +426,36 @@ def test_vcl_fields_parse_or_are_refused_by_name(home, lst, vln):
 def test_console_words_never_crash(running, words):
     reply = running.call(console(running).execute, " ".join(words))
     assert not any(line.startswith("ERROR:") for line in reply.lines), (words, reply)
+
+
+def test_recertification_recorded_from_the_console(home, switch_factory, clock):
+    adjustable(home)
+    edit_registry(home, operators={"OP010002": {"certified": dt.date(2024, 1, 2), "guide_issued": dt.date(2023, 12, 1)}})
+    running = switch_factory()
+    c = running.client("T0100002").connect()
+    c.banner()
+    signed = c.sign_on("OR9990100", "OP010002", PASSWORD)
+    assert signed.cls == "R" and "CERTIFICATION EXPIRED 2026-01-02 - TRANSACTIONS WILL BE REFUSED" in signed.text
+    query = QW.format(name="DOE, JOHN Q").replace("19910203", "19800101")
+    refused = c.request(query)
+    assert refused.cls == "E" and refused.text.startswith(".22. OPERATOR OP010002 CERTIFICATION EXPIRED")
+    assert run(running, "training OP010002 completed").ok  # the recertification
+    assert c.request(query).cls == "R"  # the session's next input sees the registry in force
+
+
+def test_the_representative_rule_from_the_command_line(home):
+    added = lems(home, "operator", "add", "OP040002", "--ori", "OR999040Y", "--level", "full", "--password",
+                 "Trainee#2026x")
+    assert added.returncode == 0 and "NO TRAINING RECORDED: LEDS REPRESENTATIVE OP040001" in added.stdout, added
+    refused = lems(home, "operator", "training", "OP040002", "issued", "--level", "full")
+    assert refused.returncode != 0 and "MUST FIRST HOLD FULL" in refused.stderr, refused
+    assert lems(home, "operator", "training", "OP040001", "completed", "--level", "full").returncode == 0
+    issued = lems(home, "operator", "training", "OP040002", "issued", "--level", "full", "--date", "20261101")
+    assert issued.returncode == 0 and "guide issued 2026-11-01" in issued.stdout, issued
+    bad = lems(home, "operator", "training", "OP040002", "completed", "--date", "2026-11-02")
+    assert bad.returncode != 0 and "is not a date CCYYMMDD" in bad.stderr
+    operator = Registry.load(home / "terminals").operators["OP040002"]
+    assert (operator.guide_issued, operator.certified, operator.representative) == (dt.date(2026, 11, 1), None, False)
+    first = lems(home, "operator", "add", "OP990001", "--ori", "WA9990100", "--level", "entry", "--password",
+                 "Trainee#2026x")
+    assert first.returncode == 0 and "LEDS representative of WA9990100" in first.stdout, first

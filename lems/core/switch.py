@@ -246,7 +246,10 @@ class Switch:
                 return self._sign_on(session, inp)
             if step is Step.SIGN_OFF:
                 return self._sign_off(session, inp)
-            operator = self.interface_operator(session, inp.opr) if step is Step.INTERFACE else session.operator
+            # The operator as the registry in force says now: a training or level recorded while
+            # the operator is signed on counts from the next input (PROTOCOL.md 8).
+            operator = (self.interface_operator(session, inp.opr) if step is Step.INTERFACE
+                        else self.registry.operators.get(session.operator.id, session.operator))
             return self.transact(session, inp, operator, seq)
         except Reject as reject:
             reject.original = secrets.mask(reject.original or inp.text)
