@@ -459,3 +459,27 @@ def test_the_representative_rule_from_the_command_line(home):
     first = lems(home, "operator", "add", "OP990001", "--ori", "WA9990100", "--level", "entry", "--password",
                  "Trainee#2026x")
     assert first.returncode == 0 and "LEDS representative of WA9990100" in first.stdout, first
+
+
+def test_a_long_list_comes_in_pages_and_a_cleared_record_is_not_retired(adjustable_switch):
+    running = adjustable_switch
+    validation = running.switch.router.validation
+    items = [validation.item_for("VL000042", r) for r in
+             [attrs.evolve(validation.find("W000000001")[0], nic=f"W{n:09d}") for n in range(1, 251)]]
+    now = running.switch.clock.now()
+    frames = validation.list_frames("VL000042", "OR9990200", "TEST COUNTY SHERIFFS OFFICE", now,
+                                    now + dt.timedelta(days=30), items)
+    assert [f.split("\n")[0] for f in frames] == [f"$.V. VALIDATION LIST VL000042 PAGE {n} OF 3" for n in (1, 2, 3)]
+    assert sum(f.count("\nNIC/") for f in frames) == 250 and "VCL.OR9990200.LST/VL000042" in frames[-1]
+    assert all(len(f) < running.switch.settings.limits.max_payload for f in frames)
+
+    c = running.signed_on(*MOBILE)
+    nic = enter(c, "TESTER, CLEARED D", "VAL-4")
+    assert run(running, "clock advance 61d").ok
+    assert f"NIC/{nic}" in wait_for(c, "$.V. VALIDATION LIST").text
+    cleared = c.request(f"CW.OR9990100.NAM/TESTER, CLEARED D.NIC/{nic}.DCL/20270101")
+    assert cleared.cls == "R", cleared
+    assert run(running, "validation status OR9990100").lines[0].endswith("0 record(s) at risk, 0 retired")
+    assert run(running, "clock advance 30d").ok
+    nothing_more(c)
+    assert "CLOSED" in run(running, "validation lists OR9990100").lines[1]
