@@ -132,6 +132,18 @@ class DealerSettings:
 
 
 @attrs.frozen
+class ValidationSettings:
+    """[validation]: record validation lists (PROTOCOL.md 11, lems.traffic.validation).
+
+    ``interval_days``: how often the lists go out; ``certify_days``: how long an agency
+    has after a list went out to validate its records before they are retired.
+    """
+
+    interval_days: float = 30
+    certify_days: int = 30
+
+
+@attrs.frozen
 class Settings:
     home: Path
     name: str
@@ -156,6 +168,7 @@ class Settings:
     console_limits: ConsoleLimits = attrs.field(factory=ConsoleLimits)
     clock: ClockSettings = attrs.field(factory=ClockSettings)
     dealer: DealerSettings = attrs.field(factory=DealerSettings)
+    validation: ValidationSettings = attrs.field(factory=ValidationSettings)
 
     @property
     def pki_dir(self) -> Path:
@@ -235,6 +248,7 @@ class Settings:
             console_limits=_console_limits(console, origin),
             clock=_clock_settings(section("clock"), origin),
             dealer=_dealer_settings(section("dealer"), origin),
+            validation=_validation_settings(section("validation"), origin),
         )
 
 
@@ -269,6 +283,18 @@ def _clock_settings(values: dict[str, Any], origin: Any) -> ClockSettings:
     if not isinstance(clock.adjustable, bool):
         raise ConfError(f"{origin}: clock.adjustable must be true or false")
     return clock
+
+
+def _validation_settings(values: dict[str, Any], origin: Any) -> ValidationSettings:
+    known = _known(ValidationSettings, values, origin, "validation")
+    try:
+        settings = ValidationSettings(interval_days=float(known.get("interval_days", 30)),
+                                      certify_days=int(known.get("certify_days", 30)))
+    except (TypeError, ValueError):
+        raise ConfError(f"{origin}: [validation] interval_days and certify_days must be numbers of days") from None
+    if settings.interval_days <= 0 or settings.certify_days < 1:
+        raise ConfError(f"{origin}: [validation] interval_days must be above 0 and certify_days at least 1")
+    return settings
 
 
 # Settings an earlier lems.toml may still carry that nothing reads any more: accepted

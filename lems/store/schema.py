@@ -219,6 +219,46 @@ CREATE TABLE fics_counter (
 );
 """
 
+# Record validation and operator training (PROTOCOL.md 11, lems.traffic.validation and
+# lems.store.training): validation state by NIC, the lists sent, and each operator's first sign-on.
+VALIDATION_TRAINING = """
+CREATE TABLE validation_record (
+    nic TEXT PRIMARY KEY,
+    ori TEXT NOT NULL,            -- the entering agency
+    validated TEXT,               -- YYYY-MM-DD (switch local date) of the last validation
+    validated_by TEXT,            -- VLN: the person who validated it
+    how TEXT,                     -- MODIFY <MKE> or VCL <list id>
+    list_id TEXT,                 -- the last validation list that named it
+    retired TEXT                  -- UTC ISO when it was retired, not validated in time
+);
+CREATE TABLE validation_list (
+    list_id TEXT PRIMARY KEY,     -- VL000001 ...
+    ori TEXT NOT NULL,
+    sent TEXT NOT NULL,           -- UTC ISO switch time the list went out
+    certify_by TEXT NOT NULL,     -- YYYY-MM-DD: records not validated by then are retired
+    certified TEXT,               -- UTC ISO of the VCL that certified it
+    certified_by TEXT,            -- its VLN
+    closed TEXT,                  -- UTC ISO when its deadline was processed (records retired)
+    text TEXT NOT NULL            -- the list as sent (first frame and those after it)
+);
+CREATE INDEX validation_list_ori ON validation_list (ori, sent);
+CREATE TABLE validation_item (
+    list_id TEXT NOT NULL,
+    nic TEXT NOT NULL,
+    file TEXT NOT NULL,
+    record_set TEXT NOT NULL,
+    mke TEXT NOT NULL,
+    oca TEXT NOT NULL,
+    ident TEXT NOT NULL,          -- the record's main identifier, MFC/value
+    PRIMARY KEY (list_id, nic)
+);
+CREATE INDEX validation_item_nic ON validation_item (nic);
+CREATE TABLE operator_training (
+    operator TEXT PRIMARY KEY,
+    first_signon TEXT NOT NULL    -- YYYY-MM-DD (switch local date): the 10-day guide deadline runs from it
+);
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     ("0001_core", CORE),
     ("0002_journal", JOURNAL),
@@ -231,6 +271,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     ("0009_switch_clock", SWITCH_CLOCK),
     ("0010_schedule_run", SCHEDULE_RUN),
     ("0013_dealer_checks", DEALER_CHECKS),
+    ("0014_validation_training", VALIDATION_TRAINING),
 )
 
 RENAMED = {
