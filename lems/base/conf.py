@@ -101,6 +101,15 @@ class ClockSettings:
 
 
 @attrs.frozen
+class NicsSettings:
+    """[nics]: reporting the prohibited persons file to NICS (PROTOCOL.md 9)."""
+
+    transmit_at: str = "02:00"      # the daily transmission, switch local time HH:MM
+    reconcile_months: int = 3       # the reconciliation with NICS's report, every N months
+    destination: str = "WVNICS000"  # the NICS route of routes/routes.toml ([[remote]] ori)
+
+
+@attrs.frozen
 class Settings:
     home: Path
     name: str
@@ -124,6 +133,7 @@ class Settings:
     pki: PkiLifetimes = attrs.field(factory=PkiLifetimes)
     console_limits: ConsoleLimits = attrs.field(factory=ConsoleLimits)
     clock: ClockSettings = attrs.field(factory=ClockSettings)
+    nics: NicsSettings = attrs.field(factory=NicsSettings)
 
     @property
     def pki_dir(self) -> Path:
@@ -202,6 +212,7 @@ class Settings:
             pki=_pki_lifetimes(section("pki"), origin),
             console_limits=_console_limits(console, origin),
             clock=_clock_settings(section("clock"), origin),
+            nics=_nics_settings(section("nics"), origin),
         )
 
 
@@ -229,6 +240,21 @@ def _clock_settings(values: dict[str, Any], origin: Any) -> ClockSettings:
     if not isinstance(clock.adjustable, bool):
         raise ConfError(f"{origin}: clock.adjustable must be true or false")
     return clock
+
+
+def _nics_settings(values: dict[str, Any], origin: Any) -> NicsSettings:
+    nics = NicsSettings(**_known(NicsSettings, values, origin, "nics"))
+    text = nics.transmit_at
+    parts = text.split(":") if isinstance(text, str) else []
+    if (len(parts) != 2 or not all(p.isdigit() and len(p) == 2 for p in parts)
+            or not (int(parts[0]) < 24 and int(parts[1]) < 60)):
+        raise ConfError(f"{origin}: nics.transmit_at must be a time of day HH:MM, not {text!r}")
+    if not isinstance(nics.reconcile_months, int) or isinstance(nics.reconcile_months, bool) \
+            or not 1 <= nics.reconcile_months <= 24:
+        raise ConfError(f"{origin}: nics.reconcile_months must be a whole number from 1 to 24")
+    if not (isinstance(nics.destination, str) and len(nics.destination) == 9 and nics.destination.isalnum()):
+        raise ConfError(f"{origin}: nics.destination must be a 9-character ORI")
+    return attrs.evolve(nics, destination=nics.destination.upper())
 
 
 # Settings an earlier lems.toml may still carry that nothing reads any more: accepted

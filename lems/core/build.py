@@ -13,6 +13,7 @@ from typing import Any, Optional
 from lems.base.conf import Settings
 from lems.base.registry import Registry
 from lems.core.router import Router
+from lems.core.schedule import DailyAt, EveryMonths
 from lems.core.switch import Switch
 from lems.store import Store
 from lems.store.trail import AuditTrail
@@ -34,4 +35,29 @@ def build_switch(home: Path, settings: Settings, store: Store, clock: Any, log: 
     registry = Registry.load(home / "terminals")
     codec = Codec.from_dir(home / "formats")
     router = load_router(home, settings, codec, store, clock, AuditTrail(store, clock))
-    return Switch(settings, registry, codec, router, store, clock, log)
+    switch = Switch(settings, registry, codec, router, store, clock, log)
+    add_ppf_jobs(switch)
+    return switch
+
+
+# The scheduled jobs of the prohibited persons file's reporting (PROTOCOL.md 9), by name.
+NICS_TRANSMIT = "nics transmit"
+PPF_RECONCILE = "ppf reconcile"
+
+
+def add_ppf_jobs(switch: Switch) -> None:
+    """The daily NICS transmission at ``[nics] transmit_at`` and the reconciliation every
+    ``[nics] reconcile_months``; each run's notices delivered (queued when not connected).
+    The router is looked up at each run, so a ``reload`` changes what runs, not when."""
+    nics = switch.settings.nics
+
+    def run(kind: str) -> Any:
+        def job(now: Any) -> str:
+            ppf = switch.router.ppf
+            done = (ppf.transmit if kind == "transmit" else ppf.reconcile)(switch.registry, switch.hub)
+            switch.deliver(done.notices)
+            return done.summary
+        return job
+
+    switch.schedule.add(NICS_TRANSMIT, DailyAt.parse(nics.transmit_at, switch.settings.timezone), run("transmit"))
+    switch.schedule.add(PPF_RECONCILE, EveryMonths(nics.reconcile_months), run("reconcile"))
