@@ -1,0 +1,223 @@
+"""The prohibited persons file and its NICS reporting (PROTOCOL.md 9), over real TLS.
+
+Each bullet of issue 17: minimum information and designated agencies; the emulated
+NICS behind WVNICS000 (EDP/MDP/XDP, QDP, nics down/up/forget); the transmission and
+its notices; relief; the reconciliation; status and the journal; confidentiality.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from test_delivery import nothing_more, wait_for
+
+from lems.admin.operations import Admin
+from lems.admin.shell import Console
+from lems.traffic.ppf import is_prohibition
+
+HEALTH = ("T0500001", "OR999050H", "OP050001")
+COURT = ("T0600001", "OR999060J", "OP060001")
+PSRB = ("T0700001", "OR999070S", "OP070001")
+CONTROL = ("T0000001", "OR9990000", "OP000001")
+POLICE = ("T0100001", "OR9990100", "OP010001")
+
+ENTRY = "EPP.OR999050H.NAM/PPFTEST, ALICE.DOB/19810101.SEX/F.RAC/W.PPT/COMMITMENT.ISD/20260101.OCA/OHA-26-0001"
+QPP = "QPP.OR9990100.NAM/PPFTEST, ALICE.DOB/19810101.PUR/F"
+
+
+def console(running, line: str):
+    return running.call(lambda: Console(Admin(running.switch, running.service), "tester").execute(line))
+
+
+def nic_of(text: str) -> str:
+    return re.search(r"NIC/(P[0-9]{9})", text).group(1)
+
+
+def nrn_of(text: str) -> str:
+    return re.search(r"NRN/(NR[0-9]{10})", text).group(1)
+
+
+def today(running) -> str:
+    return running.switch.today().strftime("%Y%m%d")
+
+
+# -- minimum information, designated agencies ------------------------------------------------------
+
+def test_entry_takes_minimum_information_from_designated_agencies_only(running):
+    health = running.signed_on(*HEALTH)
+    out = health.request(ENTRY)
+    assert out.cls == "R" and "EPP ACCEPTED - PROHIBITED PERSON ENTERED" in out.text, out.text
+    nic = nic_of(out.text)
+    for extra in ("MIS/DIAGNOSED SCHIZOPHRENIA", "DIA/F20.9", "EXP/20300101", "PRC/MH"):
+        refused = health.request(ENTRY.replace("PPFTEST, ALICE", "PPFTEST, BOB") + "." + extra)
+        code = extra[:3]
+        assert refused.cls == "E" and refused.text.startswith(f".12. {code} IS NOT MINIMUM INFORMATION"), refused
+    refused = health.request(f"MPP.OR999050H.NAM/PPFTEST, ALICE.NIC/{nic}.MIS/CASE HISTORY")
+    assert refused.text.startswith(".12. MIS IS NOT MINIMUM INFORMATION"), refused
+    # Positional form too: the minimum fields in catalogue order.
+    positional = health.request("EPP.OR999050H.PPFTEST, CAROL.19820202.F..W")
+    assert positional.cls == "R", positional.text
+    # Not designated: a police department and the school bus office.
+    police = running.signed_on(*POLICE)
+    out = police.request(ENTRY.replace("OR999050H", "OR9990100"))
+    assert out.cls == "E" and out.text.startswith(".22.") and "DESIGNATED" in out.text, out
+    # The court and the PSRB are designated (appendix A).
+    court = running.signed_on(*COURT)
+    out = court.request(ENTRY.replace("OR999050H", "OR999060J").replace("ALICE", "DAVE"))
+    assert out.cls == "R", out.text
+    hit = police.request(QPP.replace("ALICE", "DAVE"))
+    assert "COR/OR999060J" in hit.text and "WARNING - SUBJECT IS PROHIBITED FROM POSSESSING FIREARMS" in hit.text
+    # Only the entering agency modifies or cancels its record.
+    out = court.request(f"XPP.OR999060J.NAM/PPFTEST, ALICE.NIC/{nic}.DOC/20260103")
+    assert out.cls == "E" and out.text.startswith(".22."), out
+
+
+def test_qpp_needs_pur_f(running):
+    police = running.signed_on(*POLICE)
+    assert police.request("QPP.OR9990100.NAM/ROE, RICHARD.DOB/19750505.PUR/C").text.startswith(".22.")
+    assert police.request("QPP.OR9990100.NAM/ROE, RICHARD.DOB/19750505").text.startswith(".13.")
+    hit = police.request("QPP.OR9990100.NAM/ROE, RICHARD.DOB/19750505.PUR/F")
+    assert "NIC/P000000001" in hit.text and "MKE/PROHIBITED PERSON" in hit.text
+    # PPF data is returned for QPP only: a QW for the same person never shows it.
+    qw = police.request("QW.OR9990100.NAM/ROE, RICHARD.DOB/19750505")
+    assert "P000000001" not in qw.text and "PROHIBITED" not in qw.text, qw.text
+
+
+# -- the emulated NICS, the transmission -----------------------------------------------------------
+
+def test_transmission_sends_every_change_and_replies_carry_ntd_and_nrn(running):
+    control = running.signed_on(*CONTROL)
+    health = running.signed_on(*HEALTH)
+    nic = nic_of(health.request(ENTRY).text)
+    before = control.request("QDP.OR9990000.NAM/PPFTEST, ALICE.DOB/19810101")
+    assert before.cls == "R" and before.text == "NO NICS RECORD NAM/PPFTEST, ALICE DOB/19810101", before
+    reply = console(running, "ppf transmit")
+    # The demo file's three records were never reported: they go too.
+    assert reply.lines == [f"NICS TRANSMISSION {today(running)} - 4 ENTERED 0 MODIFIED 0 CANCELLED 0 RELIEF"]
+    notice = wait_for(control, "NICS TRANSMISSION")
+    assert notice.cls == "S" and notice.text == reply.lines[0]
+    police = running.signed_on(*POLICE)
+    hit = police.request(QPP)
+    assert f"NTD/{today(running)}" in hit.text, hit.text
+    nrn = nrn_of(hit.text)
+    # NICS holds it: QDP by name and date of birth, and by NRN.
+    for asked in ("NAM/PPFTEST, ALICE.DOB/19810101", f"NRN/{nrn}"):
+        got = control.request(f"QDP.OR9990000.{asked}")
+        assert got.cls == "R" and got.text.startswith("MKE/NICS INDEX - MENTAL HEALTH"), got
+        assert f"NRN/{nrn}" in got.text and "NAM/PPFTEST, ALICE" in got.text and f"NIC/{nic}" in got.text
+        assert "RELIEF GRANTED" not in got.text
+    # QDP is the control terminal agency's only.
+    assert police.request(f"QDP.OR9990100.NRN/{nrn}").text.startswith(".22.")
+    # A modify and a cancel, then the next run sends just those.
+    other = nic_of(health.request(ENTRY.replace("ALICE", "ERIN")).text)
+    assert health.request(f"MPP.OR999050H.NAM/PPFTEST, ALICE.NIC/{nic}.ISD/20260111").cls == "R"
+    gone = health.request(f"XPP.OR999050H.NAM/ROE, RICHARD.NIC/P000000001.DOC/20260103")
+    assert gone.cls == "R" and f"NTD/{today(running)}" in gone.text and "NRN/NR" in gone.text, gone.text
+    reply = console(running, "ppf transmit")
+    assert reply.lines == [f"NICS TRANSMISSION {today(running)} - 1 ENTERED 1 MODIFIED 1 CANCELLED 0 RELIEF"]
+    assert "ISD/20260111" in control.request(f"QDP.OR9990000.NRN/{nrn}").text
+    assert control.request("QDP.OR9990000.NAM/ROE, RICHARD.DOB/19750505").text.startswith("NO NICS RECORD")
+    assert "NRN/NR" in police.request(QPP.replace("ALICE", "ERIN")).text and other
+    # Nothing left: a run says so, still one notice.
+    assert console(running, "ppf transmit").lines == [
+        f"NICS TRANSMISSION {today(running)} - 0 ENTERED 0 MODIFIED 0 CANCELLED 0 RELIEF"]
+
+
+def test_nics_down_loses_nothing_and_the_next_run_sends_it(running):
+    control = running.signed_on(*CONTROL)
+    health = running.signed_on(*HEALTH)
+    health.request(ENTRY)
+    assert console(running, "nics down").lines == ["NICS WVNICS000 DOWN"]
+    reply = console(running, "ppf transmit")
+    assert reply.lines == ["NICS UNAVAILABLE - 4 CHANGES PENDING"]
+    assert wait_for(control, "NICS UNAVAILABLE").text == "NICS UNAVAILABLE - 4 CHANGES PENDING"
+    down = control.request("QDP.OR9990000.NAM/PPFTEST, ALICE.DOB/19810101")
+    assert down.cls == "E" and down.text.startswith(".30. WVNICS000 NICS UNAVAILABLE"), down
+    police = running.signed_on(*POLICE)
+    assert "NRN/" not in police.request(QPP).text
+    status = console(running, "status").lines
+    assert any(re.search(r"ppf +\d+ records +4 pending transmission +0 relieved", line) for line in status), status
+    assert console(running, "nics up").lines == ["NICS WVNICS000 UP"]
+    reply = console(running, "ppf transmit")
+    assert reply.lines == [f"NICS TRANSMISSION {today(running)} - 4 ENTERED 0 MODIFIED 0 CANCELLED 0 RELIEF"]
+    assert "NRN/NR" in police.request(QPP).text
+    # Journaled: the fault injection, each message to NICS and its answer, the runs.
+    events = [r.event for r in running.call(lambda: Admin(running.switch).audit(limit=200))]
+    for event in ("NICS DOWN", "NICS UP", "TO NICS", "FROM NICS", "NICS TRANSMISSION", "CONSOLE NICS", "CONSOLE PPF"):
+        assert event in events, (event, events)
+
+
+# -- relief ------------------------------------------------------------------------------------------
+
+def test_relief_by_the_psrb_or_a_court_only_sent_to_nics_at_once(running):
+    control = running.signed_on(*CONTROL)
+    health = running.signed_on(*HEALTH)
+    nic = nic_of(health.request(ENTRY).text)
+    console(running, "ppf transmit")
+    nrn = nrn_of(control.request("QDP.OR9990000.NAM/PPFTEST, ALICE.DOB/19810101").text)
+    rpp = f"RPP.{{}}.NIC/{nic}.RLD/20260301.OCA/PSRB-26-0001"
+    # The health authority is designated but grants no relief; a police department neither.
+    assert health.request(rpp.format("OR999050H")).text.startswith(".22.")
+    police = running.signed_on(*POLICE)
+    assert police.request(rpp.format("OR9990100")).text.startswith(".22.")
+    psrb = running.signed_on(*PSRB)
+    out = psrb.request(rpp.format("OR999070S"))
+    assert out.cls == "R" and "RELIEF GRANTED 20260301" in out.text, out.text
+    assert f"RELIEF SENT TO NICS NRN/{nrn} NTD/{today(running)}" in out.text, out.text
+    # On file, marked, and no longer a prohibition.
+    hit = police.request(QPP)
+    assert hit.text.startswith("RELIEF GRANTED 20260301"), hit.text
+    assert "RLD/20260301" in hit.text and "WARNING - SUBJECT IS PROHIBITED" not in hit.text
+    record = running.call(lambda: running.switch.router.ppf.find(nic))
+    assert record.get("RLD") == "20260301" and not is_prohibition(record)
+    # NICS has it now, before any daily run.
+    got = control.request(f"QDP.OR9990000.NRN/{nrn}")
+    assert "RELIEF GRANTED 20260301" in got.text, got.text
+    # Twice is refused; the next daily run has nothing left to send.
+    assert psrb.request(rpp.format("OR999070S")).cls == "E"
+    assert console(running, "ppf transmit").lines[0].endswith("0 ENTERED 0 MODIFIED 0 CANCELLED 0 RELIEF")
+    # A court, while NICS is down: relief waits and counts as RELIEF in the next run.
+    other = nic_of(health.request(ENTRY.replace("ALICE", "FRANK")).text)
+    console(running, "ppf transmit")
+    console(running, "nics down")
+    court = running.signed_on(*COURT)
+    out = court.request(f"RPP.OR999060J.NIC/{other}.RLD/20260302")
+    assert out.cls == "R" and "NICS UNAVAILABLE - RELIEF PENDING" in out.text, out.text
+    console(running, "nics up")
+    assert console(running, "ppf transmit").lines[0].endswith("0 ENTERED 0 MODIFIED 0 CANCELLED 1 RELIEF")
+    status = console(running, "status").lines
+    assert any("2 relieved" in line for line in status), status
+
+
+# -- reconciliation -----------------------------------------------------------------------------------
+
+def test_reconciliation_sends_each_discrepancy_to_the_submitting_agency(running):
+    control = running.signed_on(*CONTROL)
+    health = running.signed_on(*HEALTH)
+    nic = nic_of(health.request(ENTRY).text)
+    console(running, "ppf transmit")
+    clean = console(running, "ppf reconcile").lines[0]
+    assert clean == f"PPF RECONCILIATION {today(running)} - 4 RECORDS 0 DISCREPANCIES", clean
+    assert wait_for(control, "PPF RECONCILIATION").text == clean
+    nothing_more(health)
+    nrn = nrn_of(control.request("QDP.OR9990000.NAM/PPFTEST, ALICE.DOB/19810101").text)
+    assert console(running, f"nics forget {nrn}").lines == [f"NICS forgot NRN/{nrn}"]
+    assert console(running, "nics forget NR9999999999").ok is False
+    health.close()  # the discrepancy is queued for the agency while it is not connected
+    summary = console(running, "ppf reconcile").lines[0]
+    assert summary == f"PPF RECONCILIATION {today(running)} - 4 RECORDS 1 DISCREPANCIES", summary
+    assert wait_for(control, "1 DISCREPANCIES").cls == "S"
+    queued = console(running, "queue OR999050H").lines
+    assert any("PPF RECONCILIATION DISCREPANCY" in line for line in queued), queued
+    again = running.client("T0500001").connect()
+    again.banner()
+    notice = wait_for(again, "PPF RECONCILIATION DISCREPANCY")
+    assert notice.cls == "U" and notice.text.startswith("PPF RECONCILIATION DISCREPANCY"), notice
+    assert f"NIC/{nic} NRN/{nrn}" in notice.text and "NOT IN NICS" in notice.text
+    # The next transmission sends it again, under a new number.
+    assert console(running, "ppf transmit").lines[0].endswith("1 ENTERED 0 MODIFIED 0 CANCELLED 0 RELIEF")
+    assert console(running, "ppf reconcile").lines[0].endswith("4 RECORDS 0 DISCREPANCIES")
+    status = console(running, "status").lines
+    assert any(line.startswith("reconciled") and "0 DISCREPANCIES" in line for line in status), status
+    assert any(line.startswith("transmitted") and "NICS TRANSMISSION" in line for line in status), status
