@@ -20,6 +20,9 @@ from lems.store.trail import AuditTrail
 from lems.wire.codec import Codec
 
 
+STORE_WAIT_MS = 120_000
+
+
 def load_router(home: Path, settings: Settings, codec: Codec, store: Store, clock: Any,
                 trail: AuditTrail) -> Router:
     """The route table, its handlers and the traffic steps (raises RouteError with the reason).
@@ -34,6 +37,10 @@ def build_switch(home: Path, settings: Settings, store: Store, clock: Any, log: 
     home = Path(home)
     registry = Registry.load(home / "terminals")
     codec = Codec.from_dir(home / "formats")
+    # Another process may hold the store's write lock for a while (`lems ppf load` enters a whole
+    # first file in one transaction, about 15 s for 100,000 rows): the switch waits for it rather
+    # than fail the turn (SQLite's default is 5 s).
+    store.conn.execute(f"PRAGMA busy_timeout = {STORE_WAIT_MS}")
     router = load_router(home, settings, codec, store, clock, AuditTrail(store, clock))
     switch = Switch(settings, registry, codec, router, store, clock, log)
     add_ppf_jobs(switch)
