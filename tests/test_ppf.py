@@ -221,3 +221,31 @@ def test_reconciliation_sends_each_discrepancy_to_the_submitting_agency(running)
     status = console(running, "status").lines
     assert any(line.startswith("reconciled") and "0 DISCREPANCIES" in line for line in status), status
     assert any(line.startswith("transmitted") and "NICS TRANSMISSION" in line for line in status), status
+
+
+def test_the_icd_examples_of_section_11_are_accepted(running):
+    """docs/ICD.md 11.1's examples, as written, from a terminal of each sending ORI."""
+    from pathlib import Path
+
+    icd = (Path(__file__).resolve().parent.parent / "docs" / "ICD.md").read_text()
+    block = icd.split("**Examples** (each accepted by the demo home):", 1)[1].split("Entry, modify and cancel", 1)[0]
+    examples = [line.strip() for line in block.splitlines() if line.startswith("    ")]
+    assert len(examples) == 8, examples
+    who = {"OR999050H": HEALTH, "OR999060J": COURT, "OR999070S": PSRB, "OR9990000": CONTROL, "OR9990100": POLICE}
+    clients = {ori: running.signed_on(*w) for ori, w in who.items()}
+    nic = None
+    for text in examples:
+        ori = text.split(".")[1]
+        if text.startswith("QDP") and "NRN/" in text:
+            console(running, "ppf transmit")
+            nrn = nrn_of(clients[ori].request("QDP.OR9990000.NAM/ROE, RICHARD.DOB/19750505").text)
+            text = text.replace("NR0000000001", nrn)
+        if text.startswith("XPP"):  # cancel after the relief: relieve first, then cancel (reordered below)
+            continue
+        out = clients[ori].request(text.replace("<NIC>", nic or ""))
+        assert out.cls == "R", (text, out.text)
+        if text.startswith("EPP.OR999050H"):
+            nic = nic_of(out.text)
+    xpp = next(t for t in examples if t.startswith("XPP"))
+    out = clients["OR999050H"].request(xpp.replace("<NIC>", nic))
+    assert out.cls == "R", out.text
