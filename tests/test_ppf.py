@@ -249,3 +249,54 @@ def test_the_icd_examples_of_section_11_are_accepted(running):
     xpp = next(t for t in examples if t.startswith("XPP"))
     out = clients["OR999050H"].request(xpp.replace("<NIC>", nic))
     assert out.cls == "R", out.text
+
+
+# -- the house ------------------------------------------------------------------------------------------
+
+def test_an_older_home_names_designated_agencies_by_the_prohibited_entry_grant(home):
+    from lems.base.registry import Registry
+
+    agencies = home / "terminals" / "agencies.toml"
+    text = agencies.read_text().replace("designated = true\n", "")
+    text = text.replace('grants = ["firearms"]\ndmv_purposes = ""\napproved_purpose = "MENTAL',
+                        'grants = ["firearms", "prohibited-entry"]\ndmv_purposes = ""\napproved_purpose = "MENTAL')
+    agencies.write_text(text)
+    registry = Registry.load(home / "terminals")
+    assert registry.agencies["OR999050H"].designated
+    assert not registry.agencies["OR999060J"].designated and not registry.agencies["OR9990100"].designated
+
+
+def test_nics_settings(home):
+    from lems.base.conf import ConfError, Settings
+
+    nics = Settings.load(home).nics
+    assert (nics.transmit_at, nics.reconcile_months, nics.destination) == ("02:00", 3, "WVNICS000")
+    for bad, why in (({"transmit_at": "2am"}, "transmit_at"), ({"reconcile_months": 0}, "reconcile_months"),
+                     ({"destination": "NICS"}, "destination"), ({"when": 1}, "unknown settings")):
+        with pytest.raises(ConfError, match=why):
+            Settings.from_dict(home, {"listener": [{"name": "t"}], "nics": bad})
+
+
+def test_nics_numbers_are_never_given_twice(tmp_path):
+    from lems.base.clock import FakeClock
+    from lems.files.handlers import HandlerContext
+    from lems.store import Store
+    from lems.traffic.nics import EmulatedNics
+    from lems.traffic.remotes import RemoteRefused, RemoteUnavailable
+    from lems.wire.message import Message
+
+    store = Store.open(tmp_path / "s.sqlite")
+    nics = EmulatedNics(HandlerContext(tmp_path, None, None, store, FakeClock(), {}))
+    first = nics.submit(Message("EDP", "OR999050H", (("NIC", "P000100000"), ("NAM", "ROE, A"), ("DOB", "19700101"))))
+    assert first == "EDP ACCEPTED NRN/NR0000000001"
+    assert nics.forget("NR0000000001") and not nics.forget("NR0000000001")
+    second = nics.submit(Message("EDP", "OR999050H", (("NIC", "P000100000"), ("NAM", "ROE, A"))))
+    assert second == "EDP ACCEPTED NRN/NR0000000002"
+    with pytest.raises(RemoteRefused, match="NOT ON FILE"):
+        nics.submit(Message("MDP", "OR999050H", (("NRN", "NR0000000001"), ("NIC", "P000100000"))))
+    nics.set_available(False)
+    with pytest.raises(RemoteUnavailable):
+        nics.submit(Message("XDP", "OR999050H", (("NRN", "NR0000000002"),)))
+    nics.set_available(True)
+    assert nics.submit(Message("XDP", "OR999050H", (("NRN", "NR0000000002"),))) == "XDP ACCEPTED NRN/NR0000000002"
+    assert nics.report() == []

@@ -65,6 +65,10 @@ class StateRoute:
         return self.file_sets.get(file, self.record_set)
 
 
+# The [[remote]] entries of a routes.toml that has none (an older home): the emulated NICS.
+DEFAULT_REMOTES = [{"name": "NICS", "ori": "WVNICS000", "use": "nics", "keys": ["QDP"]}]
+
+
 @attrs.frozen
 class RouteTable:
     handlers: Mapping[str, Mapping[str, Any]]
@@ -112,7 +116,8 @@ class RouteTable:
                 raise RouteError(f"{path}: state #{i} code {st.code!r} must be two letters other than NL")
             states[st.code] = st
         remotes: dict[str, RemoteRoute] = {}
-        for i, r in enumerate(raw.get("remote", []), 1):
+        # A route table written before remotes existed reaches the emulated NICS all the same.
+        for i, r in enumerate(raw.get("remote", DEFAULT_REMOTES), 1):
             at = f"{path}: remote #{i}"
             try:
                 route = RemoteRoute(str(r["name"]), str(r["ori"]).upper(), str(r["use"]),
