@@ -234,6 +234,8 @@ CREATE TABLE nics_record (
     nrn TEXT PRIMARY KEY,        -- NICS record number: NR + 10 digits
     state_ori TEXT NOT NULL,     -- the ORI that reported it (the state's switch: the record's ORI)
     nic TEXT NOT NULL,           -- the state's record
+    name_key TEXT NOT NULL,      -- NAM upper case, single spaces, none after the comma (QDP by name)
+    dob TEXT NOT NULL,           -- DOB CCYYMMDD
     fields TEXT NOT NULL,        -- JSON pairs as NICS holds them
     relief TEXT,                 -- CCYYMMDD relief reported
     status TEXT NOT NULL,        -- active, cancelled
@@ -241,6 +243,7 @@ CREATE TABLE nics_record (
     changed TEXT NOT NULL
 );
 CREATE INDEX nics_record_nic ON nics_record (nic);
+CREATE INDEX nics_record_name ON nics_record (name_key, dob);
 CREATE TABLE nics_state (
     id INTEGER PRIMARY KEY CHECK (id = 1),
     up INTEGER NOT NULL,         -- 0 after the console's `nics down`

@@ -117,17 +117,20 @@ class EmulatedNics:
             nrn = self._next_nrn()
             now = self._now()
             self.store.write().execute(
-                "INSERT INTO nics_record (nrn, state_ori, nic, fields, relief, status, entered, changed) "
-                "VALUES (?, ?, ?, ?, ?, 'active', ?, ?)",
-                (nrn, msg.ori, nic, json.dumps(fields), msg.get("RLD"), now, now))
+                "INSERT INTO nics_record (nrn, state_ori, nic, name_key, dob, fields, relief, status, entered, "
+                "changed) VALUES (?, ?, ?, ?, ?, ?, ?, 'active', ?, ?)",
+                (nrn, msg.ori, nic, _name_key(msg.get("NAM") or ""), msg.get("DOB") or "", json.dumps(fields),
+                 msg.get("RLD"), now, now))
             return f"EDP ACCEPTED NRN/{nrn}"
         nrn = (msg.get("NRN") or "").upper()
         row = self.store.conn.execute("SELECT status FROM nics_record WHERE nrn = ?", (nrn,)).fetchone()
         if row is None or row[0] != "active":
             raise RemoteRefused(f"REJECT NOT ON FILE NRN/{nrn}")
         if msg.mke == "MDP":
-            self.store.write().execute("UPDATE nics_record SET fields = ?, relief = ?, changed = ? WHERE nrn = ?",
-                                       (json.dumps(fields), msg.get("RLD"), self._now(), nrn))
+            self.store.write().execute(
+                "UPDATE nics_record SET fields = ?, name_key = ?, dob = ?, relief = ?, changed = ? WHERE nrn = ?",
+                (json.dumps(fields), _name_key(msg.get("NAM") or ""), msg.get("DOB") or "", msg.get("RLD"),
+                 self._now(), nrn))
             return f"MDP ACCEPTED NRN/{nrn}"
         if msg.mke == "XDP":
             self.store.write().execute("UPDATE nics_record SET status = 'cancelled', changed = ? WHERE nrn = ?",
@@ -157,10 +160,8 @@ class EmulatedNics:
             asked = f"NRN/{nrn}"
         else:
             name, dob = msg.get("NAM") or "", msg.get("DOB") or ""
-            rows = [row for row in conn.execute(f"SELECT {columns} FROM nics_record WHERE status = 'active' "
-                                                "AND fields LIKE ?", (f'%"{dob}"%',))
-                    if _name_key(self._entry(row).get("NAM") or "") == _name_key(name)
-                    and self._entry(row).get("DOB") == dob]
+            rows = conn.execute(f"SELECT {columns} FROM nics_record WHERE name_key = ? AND dob = ? "
+                                "AND status = 'active' ORDER BY nrn", (_name_key(name), dob)).fetchall()
             asked = f"NAM/{name} DOB/{dob}"
         if not rows:
             return [f"NO NICS RECORD {asked}"]

@@ -162,6 +162,10 @@ class PpfReporting:
 
     def find(self, nic: str) -> Optional[Record]:
         """The PPF record with this NIC, on file (through the handler's NIC search)."""
+        files = getattr(self.handler, "files", None)
+        if files is not None:  # the record files' own NIC lookup
+            record = files.find(nic)
+            return record if record is not None and record.file == FILE and record.status in ON_FILE else None
         found = self.handler.inquire(Message("QPP", "", (("NIC", nic),)), FILE, self.record_set)
         return next((r for r in found if r.nic == nic), None)
 
@@ -226,34 +230,36 @@ class PpfReporting:
         return tuple((c, v) for c, v in record.fields if c in MINIMUM or c == RELIEF)
 
     def _send(self, msg: Message) -> str:
-        """One message to NICS, journaled with its answer; RemoteUnavailable / RemoteRefused as NICS says."""
+        """One message to NICS, journaled with its answer (one ``out`` record: the message, then NICS's
+        line); RemoteUnavailable / RemoteRefused as NICS says."""
         remote = self.remote
         text = wire_text(msg)
-        trail = self.routing.trail
-        trail.record("out", ori=msg.ori, mke=msg.mke, dests=self.destination, event="TO NICS", text=text)
+
+        def journal(outcome: str, answer: str) -> None:
+            self.routing.trail.record("out", ori=msg.ori, mke=msg.mke, dests=self.destination, event="TO NICS",
+                                      outcome=outcome, text=f"{text}\n{self.destination}: {answer}")
+
         if remote is None:
-            trail.record("in", ori=self.destination, mke=msg.mke, outcome=".01.", event="FROM NICS",
-                         text=f"NO ROUTE TO {self.destination}")
+            journal(".01.", f"NO ROUTE TO {self.destination}")
             raise RemoteUnavailable(f"NO ROUTE TO {self.destination}")
         try:
             answer = remote.submit(msg)
         except RemoteUnavailable as exc:
-            trail.record("in", ori=self.destination, mke=msg.mke, outcome=".02.", event="FROM NICS", text=str(exc))
+            journal(".02.", str(exc))
             raise
         except RemoteRefused as exc:
-            trail.record("in", ori=self.destination, mke=msg.mke, outcome="REFUSED", event="FROM NICS",
-                         text=str(exc))
+            journal("REFUSED", str(exc))
             raise
-        trail.record("in", ori=self.destination, mke=msg.mke, outcome="OK", event="FROM NICS", text=answer)
+        journal("OK", answer)
         return answer
 
-    def send_one(self, nic: str) -> Optional[str]:
+    def send_one(self, nic: str, report: Optional[Report] = None) -> Optional[str]:
         """Send a record's pending change now: the action it counts as, or None when nothing went.
 
         NICS down raises RemoteUnavailable and leaves the change pending.  NICS not
         holding an NRN it gave (``nics forget``): the record goes again as a new one.
         """
-        report = self.report(nic)
+        report = report or self.report(nic)
         if report is None or report.pending is None:
             return None
         record = self.find(nic)
@@ -284,9 +290,11 @@ class PpfReporting:
             "UPDATE ppf_report SET pending = NULL, nrn = ?, ntd = COALESCE(?, ntd), sent = ? WHERE nic = ?",
             (nrn, ntd, json.dumps([list(p) for p in fields]) if fields else None, report.nic))
 
-    def pending(self) -> list[str]:
-        return [row[0] for row in self.store.conn.execute(
-            "SELECT nic FROM ppf_report WHERE pending IS NOT NULL ORDER BY changed, nic")]
+    def pending(self) -> list[Report]:
+        """Every change not yet sent, oldest first."""
+        rows = self.store.conn.execute("SELECT nic, ori, pending, nrn, ntd FROM ppf_report "
+                                       "WHERE pending IS NOT NULL ORDER BY changed, nic")
+        return [Report(*row) for row in rows]
 
     def transmit(self, registry: Any, presence: Any) -> Run:
         """The daily transmission: every pending change to NICS, one notice to the control terminal."""
@@ -298,9 +306,10 @@ class PpfReporting:
             summary = f"NICS UNAVAILABLE - {len(nics)} CHANGES PENDING"
         else:
             summary = ""
-            for done, nic in enumerate(nics):
+            for done, report in enumerate(nics):
+                nic = report.nic
                 try:
-                    action = self.send_one(nic)
+                    action = self.send_one(nic, report)
                 except RemoteUnavailable:  # went down in the middle: the rest waits
                     summary = f"NICS UNAVAILABLE - {len(nics) - done} CHANGES PENDING"
                     break
