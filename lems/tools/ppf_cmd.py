@@ -165,6 +165,8 @@ def _load(args: argparse.Namespace) -> int:
         return fail(f"no agency {ori} in {home / 'terminals'}", EXIT_REJECT)
     if not agency.designated:
         return fail(f"{ori} IS NOT A DESIGNATED AGENCY FOR THE PROHIBITED PERSONS FILE; nothing loaded", EXIT_REJECT)
+    if agency.status != "active":
+        return fail(f"AGENCY {ori} IS {agency.status.upper()}; nothing loaded", EXIT_REJECT)
     path = Path(args.file)
     try:
         codec = Codec.from_dir(home / "formats")
