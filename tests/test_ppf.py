@@ -300,3 +300,28 @@ def test_nics_numbers_are_never_given_twice(tmp_path):
     nics.set_available(True)
     assert nics.submit(Message("XDP", "OR999050H", (("NRN", "NR0000000002"),))) == "XDP ACCEPTED NRN/NR0000000002"
     assert nics.report() == []
+
+
+def test_reconciliation_finds_fields_that_differ_and_records_not_in_the_ppf(running):
+    """Changes NICS has not had (it was down) are discrepancies against the PPF as it is now."""
+    control = running.signed_on(*CONTROL)
+    health = running.signed_on(*HEALTH)
+    nic = nic_of(health.request(ENTRY).text)
+    console(running, "ppf transmit")
+    nrn = nrn_of(health.request(f"MPP.OR999050H.NAM/PPFTEST, ALICE.NIC/{nic}.ISD/20260111").text)
+    console(running, "nics down")
+    assert health.request("XPP.OR999050H.NAM/ROE, RICHARD.NIC/P000000001.DOC/20260103").cls == "R"
+    assert console(running, "ppf transmit").lines == ["NICS UNAVAILABLE - 2 CHANGES PENDING"]
+    console(running, "nics up")
+    summary = console(running, "ppf reconcile").lines[0]
+    assert summary == f"PPF RECONCILIATION {today(running)} - 4 RECORDS 2 DISCREPANCIES", summary
+    differs = wait_for(health, f"NIC/{nic}")
+    assert differs.text.split("\n")[:4] == ["PPF RECONCILIATION DISCREPANCY", f"NIC/{nic} NRN/{nrn}", "FIELDS DIFFER",
+                                            "NAM/PPFTEST, ALICE DOB/19810101"], differs.text
+    assert "ISD PPF/20260111 NICS/20260101" in differs.text
+    gone = wait_for(health, "NIC/P000000001")
+    assert "IN NICS - NOT IN THE PPF (CANCELLED)" in gone.text, gone.text
+    # The pending changes mend both.
+    assert console(running, "ppf transmit").lines[0].endswith("0 ENTERED 1 MODIFIED 1 CANCELLED 0 RELIEF")
+    assert console(running, "ppf reconcile").lines[0].endswith(" - 4 RECORDS 0 DISCREPANCIES")
+    assert control.request(f"QDP.OR9990000.NRN/{nrn}").text.count("ISD/20260111") == 1

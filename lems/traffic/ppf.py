@@ -359,29 +359,31 @@ class PpfReporting:
         conn = self.store.conn
         rows = conn.execute("SELECT nic, ori, pending, nrn, ntd FROM ppf_report WHERE nrn IS NOT NULL "
                             "ORDER BY nic").fetchall()
+        again = "WILL BE SENT AGAIN WITH THE NEXT TRANSMISSION"
         for nic, ori, pending, nrn, ntd in rows:
+            # Compared with the PPF as it is now: a change not sent yet (NICS was down) is a
+            # discrepancy too, which the pending change will mend.
             entry = by_nrn.pop(nrn, None)
             compared += 1
-            if pending is not None:
-                continue  # a change NICS has not had yet: not a discrepancy
             record = self.find(nic)
             if record is None:
                 if entry is not None:
-                    found.append((ori, nic, nrn, "IN NICS - CANCELLED IN THE PPF",
-                                  ["CANCEL WILL BE SENT AGAIN WITH THE NEXT TRANSMISSION"]))
-                    self._repend(nic, "cancel", nrn)
+                    found.append((ori, nic, nrn, "IN NICS - NOT IN THE PPF (CANCELLED)",
+                                  [f"NAM/{entry.get('NAM') or ''} DOB/{entry.get('DOB') or ''}",
+                                   "CANCEL " + again]))
+                    if pending is None:
+                        self._repend(nic, "cancel", nrn)
                 continue
             ident = [f"NAM/{record.get('NAM', '')} DOB/{record.get('DOB', '')}"]
             if entry is None:
-                found.append((record.ori, nic, nrn, f"SENT TO NICS NTD/{ntd} - NOT IN NICS",
-                              ident + ["WILL BE SENT AGAIN WITH THE NEXT TRANSMISSION"]))
+                found.append((record.ori, nic, nrn, f"SENT TO NICS NTD/{ntd} - NOT IN NICS", ident + [again]))
                 self._repend(nic, "enter", None)
                 continue
             differs = _differences(dict(self._sent_fields(record)), dict(entry.fields))
             if differs:
-                found.append((record.ori, nic, nrn, "FIELDS DIFFER", ident + differs
-                              + ["WILL BE SENT AGAIN WITH THE NEXT TRANSMISSION"]))
-                self._repend(nic, "modify", nrn)
+                found.append((record.ori, nic, nrn, "FIELDS DIFFER", ident + differs + [again]))
+                if pending is None:
+                    self._repend(nic, "modify", nrn)
         known = {row[0] for row in conn.execute("SELECT nrn FROM ppf_report WHERE nrn IS NOT NULL")}
         for entry in by_nrn.values():
             if entry.nrn in known:
