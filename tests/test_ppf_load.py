@@ -169,3 +169,37 @@ def test_the_schedules_run_on_switch_time_from_the_console(home):
         for c in clients:
             c.close()
         stop(proc)
+
+
+def test_a_big_file_draws_a_progress_bar_on_a_terminal_only():
+    import io
+
+    from lems.tools.ppf_cmd import Progress
+
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+
+    tty, pipe = Tty(), io.StringIO()
+    for stream in (tty, pipe):
+        bar = Progress(2000, stream)
+        for done in range(1, 2001):
+            bar(done, "checked")
+        bar.end()
+    assert pipe.getvalue() == ""
+    assert tty.getvalue().count("\r") == 101 and "[#########################] 100% 2000/2000 checked" in tty.getvalue()
+    small = Tty()
+    Progress(999, small)(999, "checked")
+    assert small.getvalue() == ""  # a small file needs none
+
+
+def test_init_issues_the_new_demo_terminals_certificates(home):
+    from lems.base.registry import Registry
+
+    registry = Registry.load(home / "terminals")
+    for terminal, ori in (("T0600001", "OR999060J"), ("T0700001", "OR999070S")):
+        assert registry.terminals[terminal].ori == ori and registry.terminals[terminal].fingerprint
+        assert (home / "var" / "pki" / "terminals" / f"{terminal}.crt").exists()
+    assert {a for a in registry.agencies if registry.agencies[a].designated} == {"OR999050H", "OR999060J",
+                                                                                 "OR999070S"}
+    assert registry.operators["OP060001"].ori == "OR999060J" and registry.operators["OP070001"].level == "entry"
