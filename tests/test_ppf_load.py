@@ -203,3 +203,15 @@ def test_init_issues_the_new_demo_terminals_certificates(home):
     assert {a for a in registry.agencies if registry.agencies[a].designated} == {"OR999050H", "OR999060J",
                                                                                  "OR999070S"}
     assert registry.operators["OP060001"].ori == "OR999060J" and registry.operators["OP070001"].level == "entry"
+
+
+def test_a_load_made_while_no_switch_ran_is_found_and_journaled_by_the_next(home, switch_factory, tmp_path):
+    path = tmp_path / "first.csv"
+    path.write_text(GOOD, encoding="utf-8")
+    assert load(home, path).returncode == 0
+    running = switch_factory()
+    police = running.signed_on(*POLICE)
+    assert "NIC/P000100001" in police.request("QPP.OR9990100.NAM/LOADED, SECOND B.DOB/19710202.PUR/F").text
+    running.tick()
+    loads = [r for r in running.call(lambda: Admin(running.switch).audit(limit=100)) if r.event == "PPF LOAD"]
+    assert len(loads) == 1 and loads[0].ori == "OR999050H", loads
