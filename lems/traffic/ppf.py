@@ -364,8 +364,10 @@ class PpfReporting:
             # Compared with the PPF as it is now: a change not sent yet (NICS was down) is a
             # discrepancy too, which the pending change will mend.
             entry = by_nrn.pop(nrn, None)
-            compared += 1
             record = self.find(nic)
+            if record is None and entry is None:
+                continue  # cancelled on both sides: nothing left to compare
+            compared += 1
             if record is None:
                 if entry is not None:
                     found.append((ori, nic, nrn, "IN NICS - NOT IN THE PPF (CANCELLED)",
