@@ -40,8 +40,12 @@ public calls (``inquire``, ``enter``, ``modify``, ``cancel``, ``refresh``).
       NAM/ROE, RICHARD DOB/19750505
       WILL BE SENT AGAIN WITH THE NEXT TRANSMISSION
 
-Everything is journaled: each message to NICS (kind ``out``, MKE ``EDP``...,
-destination the NICS ORI) and its answer (kind ``in``), each run (``admin``
+  (or ``FIELDS DIFFER`` with a ``<MFC> PPF/<v> NICS/<v>`` line per field, ``IN NICS
+  - NOT IN THE PPF (CANCELLED)``, ``IN NICS - NOT IN THE PPF``).  NICS is compared
+  with the PPF as it is now: a change not sent yet is a discrepancy too.
+
+Everything is journaled: each message to NICS with NICS's answer (kind ``out``,
+MKE ``EDP``..., destination the NICS ORI, event ``TO NICS``), each run (``admin``
 ``NICS TRANSMISSION`` / ``PPF RECONCILIATION``), each first-file load another
 process made (``PPF LOAD``, journaled by the running switch when it takes it).
 """
