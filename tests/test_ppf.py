@@ -8,13 +8,20 @@ its notices; relief; the reconciliation; status and the journal; confidentiality
 from __future__ import annotations
 
 import re
+import string
+from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from test_delivery import nothing_more, wait_for
 
 from lems.admin.operations import Admin
 from lems.admin.shell import Console
 from lems.traffic.ppf import is_prohibition
+from lems.wire.codec import Codec
+
+CODEC = Codec.from_dir(Path(__file__).resolve().parent.parent / "formats")
 
 HEALTH = ("T0500001", "OR999050H", "OP050001")
 COURT = ("T0600001", "OR999060J", "OP060001")
@@ -326,3 +333,24 @@ def test_reconciliation_finds_fields_that_differ_and_records_not_in_the_ppf(runn
     # The cancelled record is in neither now: three records compared.
     assert console(running, "ppf reconcile").lines[0].endswith(" - 3 RECORDS 0 DISCREPANCIES")
     assert control.request(f"QDP.OR9990000.NRN/{nrn}").text.count("ISD/20260111") == 1
+
+
+MFC = st.text(string.ascii_uppercase, min_size=3, max_size=3)
+
+
+@settings(max_examples=200, deadline=None)
+@given(MFC, st.text(string.ascii_uppercase + string.digits + " ", min_size=1, max_size=12).map(str.strip)
+       .filter(bool), st.sampled_from(["EPP", "MPP"]), st.booleans())
+def test_any_field_but_the_minimum_information_is_refused(code, value, mke, first):
+    """Whatever the code and wherever it stands, a PPF entry or modify takes nothing else."""
+    from lems.base.errors import Reject
+    from lems.traffic.ppf import MINIMUM
+
+    base = {"EPP": ["NAM/ROE, TESTER", "DOB/19760606", "SEX/M"], "MPP": ["NAM/ROE, TESTER", "NIC/P000100000"]}[mke]
+    fields = [f"{code}/{value}", *base] if first else [*base, f"{code}/{value}"]
+    text = ".".join([mke, "OR999050H", *fields])
+    if code in MINIMUM or code == "NIC" or (code in CODEC.spec(mke).fields):
+        return  # a field of the key: its own format rules apply
+    with pytest.raises(Reject) as refused:
+        CODEC.parse(text)
+    assert (refused.value.code, refused.value.reason) == (".12.", f"{code} IS NOT MINIMUM INFORMATION")

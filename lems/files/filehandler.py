@@ -34,6 +34,7 @@ entries, locates and clears survive a restart and a reload.
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import itertools
 import json
 import re
@@ -126,6 +127,16 @@ class RecordFileHandler:
         if latest <= self._changes_seen:
             return 0
         self._changes_seen = latest
+        collecting = gc.isenabled()
+        gc.disable()  # a first file brings 100,000 records that all live on: no cycles to look for
+        try:
+            taken = self._take_rows(store)
+        finally:
+            if collecting:
+                gc.enable()
+        return taken
+
+    def _take_rows(self, store: Any) -> int:
         taken = 0
         rows = store.conn.execute("SELECT id, nic, record FROM entered_record WHERE id > ? ORDER BY id",
                                   (self._rows_seen,)).fetchall()
