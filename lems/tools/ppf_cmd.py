@@ -137,9 +137,13 @@ def run_load(args: argparse.Namespace) -> int:
 
     # Hundreds of thousands of small objects that live until the end: the cyclic collector's
     # full passes over them made a 100,000-row load several times slower; none of them is a cycle.
+    import sqlite3
+
     gc.disable()
     try:
         return _load(args)
+    except sqlite3.OperationalError as exc:  # the store stayed locked past the wait, or the disk is full
+        return fail(f"the store refused the load ({exc}); nothing loaded", EXIT_REJECT)
     finally:
         gc.enable()
 
