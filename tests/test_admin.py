@@ -130,12 +130,13 @@ def test_completion(running):
     def complete(text):
         return running.call(lambda: console.complete(text))
 
-    # The built-in commands, and those features register (schedule, validation, training ...).
     from lems.admin.shell import COMMANDS
-    word, everything = complete("")
-    assert word == "" and everything == sorted(COMMANDS)
+
+    # The built-in commands, and those the features register (lems.admin.*_console: schedule, ppf, nics...).
+    assert complete("") == ("", sorted(COMMANDS))
     assert {"help", "status", "sessions", "terminals", "agencies", "agreements", "queue", "hits", "locked", "revoke",
-            "suspend", "reinstate", "unlock", "send", "reload", "clock", "audit", "quit"} <= set(everything)
+            "suspend", "reinstate", "unlock", "send", "reload", "clock", "audit", "quit", "schedule", "ppf",
+            "nics"} <= set(COMMANDS)
     assert complete("s") == ("s", sorted(c for c in COMMANDS if c.startswith("s")))
     assert {"send", "sessions", "status", "suspend"} <= set(complete("s")[1])
     assert complete("REV") == ("REV", ["revoke"])

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from lems import cli
-from lems.tools import admin_console, audit, bench, dealer_cmd, home, registry_commands, replay, send, serve, term
+from lems.tools import admin_console, audit, bench, dealer_cmd, home, ppf_cmd, registry_commands, replay, send, serve, term
 
 PASSWORD = "LemsDemo#2026"
 QW = "QW.OR9990100.NAM/DOE, JOHN Q.DOB/19800101"
@@ -102,6 +102,9 @@ DOCUMENTED = [
     ("replay cap.jsonl --home demo --password PW", replay.run, {"password": "PW", "credentials": None}),
     ("replay cap.jsonl --home demo --credentials creds.txt", replay.run,
      {"credentials": "creds.txt", "password": None}),
+    ("ppf load people.csv --ori OR999050H --home demo", ppf_cmd.run_load,
+     {"file": "people.csv", "ori": "OR999050H", "home": "demo"}),
+    ("ppf load people.csv --ori OR999050H", ppf_cmd.run_load, {"home": "."}),
     ("bench", bench.run, {"terminals": 10, "seconds": 10.0, "rate": None}),
     ("bench --terminals 50 --seconds 10", bench.run, {"terminals": 50, "seconds": 10.0}),
     ("bench --terminals 200 --seconds 60 --no-echo --mix qw-hit=3,qw-nohit=3,qv=2,qg=1,hbt=1,ew=1", bench.run,
@@ -118,7 +121,6 @@ DOCUMENTED = [
 # is implemented its test starts to pass and strict xfail says so: move it to DOCUMENTED.
 NOT_YET = [
     "serve --home demo --node A",
-    "ppf load people.csv --ori OR999050H --home demo",
 ]
 
 

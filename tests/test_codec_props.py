@@ -44,6 +44,8 @@ def value_strategy(field: FieldSpec) -> st.SearchStrategy[str]:
         return st.sampled_from(field.codes)
     if fmt == "nic":
         return st.tuples(st.sampled_from(field.codes), st.text(string.digits, min_size=9, max_size=9)).map("".join)
+    if fmt == "ori":  # COR of the prohibited persons keys
+        return st.text(UPPER + string.digits, min_size=9, max_size=9)
     if fmt == "name":
         part = st.text(UPPER, min_size=1, max_size=12)
         return st.tuples(part, st.sampled_from([", ", ","]), part).map("".join).filter(lambda s: len(s) <= field.max)

@@ -106,9 +106,9 @@ CASES = [
          "ES.OR9990100.SER/ACCSEC0001.TYP/BD.DEN/1000.ISS/US TREASURY.DOT/20260101.OCA/ACC-SEC-1",
          "QS.OR9990100.SER/ACCSEC0001.TYP/BD", "SER/ACCSEC0001", "ACC-SEC-1", "MS", "DEN/5000", "XS", "LS", "CS"),
     Case("prohibited", "P", "PROHIBITED PERSON",
-         "EPP.OR999050H.NAM/ROE, TESTER.SEX/M.RAC/W.DOB/19760606.PRC/MH.DOP/20260101.OCA/ACC-PP-1",
+         "EPP.OR999050H.NAM/ROE, TESTER.SEX/M.RAC/W.DOB/19760606.PPT/COMMITMENT.ISD/20260101.OCA/ACC-PP-1",
          "QPP.OR999050H.NAM/ROE, TESTER.DOB/19760606.PUR/F", "NAM/ROE, TESTER", "ACC-PP-1",
-         "MPP", "EXP/20310101", "XPP", name="ROE, TESTER", who=HEALTH),
+         "MPP", "ISD/20260115", "XPP", name="ROE, TESTER", who=HEALTH),
 ]
 BY_FILE = {case.file: case for case in CASES}
 IDS = [case.file for case in CASES]
@@ -188,14 +188,16 @@ def test_entry_inquiry_duplicate_modify_and_refusals(running, case):
 
     # Only the entering agency changes its record; the others get .22. and nothing changes.
     other = signed_on(running, COUNTY)
-    refusals = [case.change_message(case.modify, nic, "MIS/NOT MINE", ori="OR9990200"),
+    # (The prohibited persons file takes minimum information only: no MIS there.)
+    not_mine = "ISD/20260202" if case.file == "prohibited" else "MIS/NOT MINE"
+    refusals = [case.change_message(case.modify, nic, not_mine, ori="OR9990200"),
                 case.change_message(case.cancel, nic, "DOC/20260103", ori="OR9990200")]
     if case.clear:
         refusals.append(case.change_message(case.clear, nic, "DCL/20260103", ori="OR9990200"))
     for text in refusals:
         refused = other.request(text)
         assert refused.cls == "E" and refused.text.startswith(".22."), (text, refused.text)
-    assert "MIS/NOT MINE" not in "\n".join(assert_on_file(c.request(case.inquiry), case, nic))
+    assert not_mine not in "\n".join(assert_on_file(c.request(case.inquiry), case, nic))
 
     # Off file: cleared where the file has a clear key, otherwise cancelled.
     key, action, extra = ((case.clear, "CLEAR", "DCL/20260103") if case.clear

@@ -107,7 +107,7 @@ def test_prohibited_persons_inquiry_needs_pur_f_and_firearms_grant(running):
 def test_prohibited_persons_entry_only_by_designated_agency(running):
     police = running.signed_on("T0100001", "OR9990100", "OP010001")
     health = running.signed_on("T0500001", "OR999050H", "OP050001")
-    text = "EPP.{}.NAM/ROE, ROBERTA.SEX/F.RAC/W.DOB/19760606.PRC/MH.DOP/20260101.OCA/PP-1"
+    text = "EPP.{}.NAM/ROE, ROBERTA.SEX/F.RAC/W.DOB/19760606.PPT/COMMITMENT.ISD/20260101.OCA/PP-1"
     allowed = health.request(text.format("OR999050H"))
     assert code(allowed) not in (".21.", ".22.", ".12.", ".13."), allowed.text
     out = police.request(text.format("OR9990100"))

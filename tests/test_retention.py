@@ -212,7 +212,8 @@ def test_a_running_switch_prunes_on_its_tick_and_the_journal_still_verifies(runn
     clock.advance((days + 1) * 86400)
     running.tick()
     records = running.call(lambda: search(conn, kind="admin"))
-    assert [r.event for r in records][-1] == "RETENTION"
+    # (The scheduled jobs that fell due in the same jump, such as the NICS transmission, journal after it.)
+    assert "RETENTION" in [r.event for r in records]
     assert running.call(lambda: conn.execute("SELECT MIN(seq) FROM journal").fetchone()[0]) > before
     assert running.call(verify, conn).ok
     # Once a day: the next tick the same day prunes nothing more.

@@ -64,6 +64,8 @@ COMMANDS: dict[str, Command] = {
 ALIASES = {"exit": "quit", "?": "help"}
 
 Handler = Callable[["Console", list[str], str, dict], Reply]
+# Lines a feature adds to ``status`` (its module appends a function of the console).
+STATUS_LINES: list[Callable[["Console"], list[str]]] = []
 
 
 def command(name: str, usage: str, help: str) -> Callable[[Handler], Handler]:
@@ -208,6 +210,8 @@ class Console:
                     "they named (`locked` names them)"] if s.throttled else []),
                  f"queues        {'  '.join(f'{t} {n}' for t, n in s.depths.items()) or 'empty'}",
                  f"open hits     {s.open_hits}"]
+        for extra in STATUS_LINES:  # the features' own lines (lems.admin.*_console)
+            lines += extra(self)
         return Reply(lines)
 
     def do_sessions(self, args: list[str], line: str, target: dict) -> Reply:
@@ -370,3 +374,4 @@ class Console:
 from lems.admin import schedule_console  # noqa: E402,F401
 from lems.admin import fics_console  # noqa: E402,F401
 from lems.admin import validation_console  # noqa: E402,F401
+from lems.admin import ppf_console  # noqa: E402,F401

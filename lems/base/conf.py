@@ -144,6 +144,15 @@ class ValidationSettings:
 
 
 @attrs.frozen
+class NicsSettings:
+    """[nics]: reporting the prohibited persons file to NICS (PROTOCOL.md 9)."""
+
+    transmit_at: str = "02:00"      # the daily transmission, switch local time HH:MM
+    reconcile_months: int = 3       # the reconciliation with NICS's report, every N months
+    destination: str = "WVNICS000"  # the NICS route of routes/routes.toml ([[remote]] ori)
+
+
+@attrs.frozen
 class Settings:
     home: Path
     name: str
@@ -169,6 +178,7 @@ class Settings:
     clock: ClockSettings = attrs.field(factory=ClockSettings)
     dealer: DealerSettings = attrs.field(factory=DealerSettings)
     validation: ValidationSettings = attrs.field(factory=ValidationSettings)
+    nics: NicsSettings = attrs.field(factory=NicsSettings)
 
     @property
     def pki_dir(self) -> Path:
@@ -249,6 +259,7 @@ class Settings:
             clock=_clock_settings(section("clock"), origin),
             dealer=_dealer_settings(section("dealer"), origin),
             validation=_validation_settings(section("validation"), origin),
+            nics=_nics_settings(section("nics"), origin),
         )
 
 
@@ -295,6 +306,21 @@ def _validation_settings(values: dict[str, Any], origin: Any) -> ValidationSetti
     if settings.interval_days <= 0 or settings.certify_days < 1:
         raise ConfError(f"{origin}: [validation] interval_days must be above 0 and certify_days at least 1")
     return settings
+
+
+def _nics_settings(values: dict[str, Any], origin: Any) -> NicsSettings:
+    nics = NicsSettings(**_known(NicsSettings, values, origin, "nics"))
+    text = nics.transmit_at
+    parts = text.split(":") if isinstance(text, str) else []
+    if (len(parts) != 2 or not all(p.isdigit() and len(p) == 2 for p in parts)
+            or not (int(parts[0]) < 24 and int(parts[1]) < 60)):
+        raise ConfError(f"{origin}: nics.transmit_at must be a time of day HH:MM, not {text!r}")
+    if not isinstance(nics.reconcile_months, int) or isinstance(nics.reconcile_months, bool) \
+            or not 1 <= nics.reconcile_months <= 24:
+        raise ConfError(f"{origin}: nics.reconcile_months must be a whole number from 1 to 24")
+    if not (isinstance(nics.destination, str) and len(nics.destination) == 9 and nics.destination.isalnum()):
+        raise ConfError(f"{origin}: nics.destination must be a 9-character ORI")
+    return attrs.evolve(nics, destination=nics.destination.upper())
 
 
 # Settings an earlier lems.toml may still carry that nothing reads any more: accepted

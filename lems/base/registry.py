@@ -71,7 +71,8 @@ class Agreement:
     notice: Optional[dt.date] = None
     # The signing official left: the agreement lapses 30 days later.
     official_left: Optional[dt.date] = None
-    # What the agreement grants: criminal-history, firearms, prohibited-entry ...
+    # What the agreement grants: criminal-history, firearms (PUR/F inquiries), relief (RPP:
+    # a court or the psychiatric security review board) ...
     grants: tuple[str, ...] = ()
     # Oregon motor vehicle and driver purposes (letters A-I).
     dmv_purposes: str = ""
@@ -110,6 +111,8 @@ class Agency:
     # ORIs this agency serves under a management control agreement.
     serves: tuple[str, ...] = ()
     agreement: Agreement = Agreement()
+    # A designated agency reports to the prohibited persons file (PROTOCOL.md 9: EPP, MPP, XPP).
+    designated: bool = False
 
     @property
     def criminal_justice(self) -> bool:
@@ -123,6 +126,9 @@ class Agency:
                 state=str(raw.get("state", raw["ori"][:2])).upper(), status=str(raw.get("status", "active")),
                 control=bool(raw.get("control", False)), serves=tuple(s.upper() for s in raw.get("serves", ())),
                 agreement=Agreement.from_dict(raw.get("agreement", {}), where),
+                # An older home named a designated agency by the grant "prohibited-entry": still one.
+                designated=bool(raw.get("designated", False))
+                or "prohibited-entry" in raw.get("agreement", {}).get("grants", ()),
             )
         except KeyError as exc:
             raise RegistryError(f"{where}: missing {exc.args[0]}") from None
@@ -137,7 +143,7 @@ class Agency:
     def to_dict(self) -> dict[str, Any]:
         return {"ori": self.ori, "name": self.name, "type": self.type, "state": self.state,
                 "status": self.status, "control": self.control, "serves": list(self.serves),
-                "agreement": self.agreement.to_dict()}
+                "designated": self.designated, "agreement": self.agreement.to_dict()}
 
 
 @attrs.frozen

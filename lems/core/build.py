@@ -14,11 +14,14 @@ from lems.base.conf import Settings
 from lems.base.registry import Registry
 from lems.core.fics import Fics
 from lems.core.router import Router
-from lems.core.schedule import EveryDays
+from lems.core.schedule import DailyAt, EveryDays, EveryMonths
 from lems.core.switch import Switch
 from lems.store import Store
 from lems.store.trail import AuditTrail
 from lems.wire.codec import Codec
+
+
+STORE_WAIT_MS = 120_000
 
 
 def load_router(home: Path, settings: Settings, codec: Codec, store: Store, clock: Any,
@@ -35,11 +38,16 @@ def build_switch(home: Path, settings: Settings, store: Store, clock: Any, log: 
     home = Path(home)
     registry = Registry.load(home / "terminals")
     codec = Codec.from_dir(home / "formats")
+    # Another process may hold the store's write lock for a while (`lems ppf load` enters a whole
+    # first file in one transaction, about 15 s for 100,000 rows): the switch waits for it rather
+    # than fail the turn (SQLite's default is 5 s).
+    store.conn.execute(f"PRAGMA busy_timeout = {STORE_WAIT_MS}")
     router = load_router(home, settings, codec, store, clock, AuditTrail(store, clock))
     switch = Switch(settings, registry, codec, router, store, clock, log)
     # Firearms instant checks for dealers (PROTOCOL.md 10): its timers join the switch's schedule.
     switch.fics = Fics(switch)  # type: ignore[attr-defined]
     add_validation_jobs(switch)
+    add_ppf_jobs(switch)
     return switch
 
 
@@ -61,3 +69,26 @@ def add_validation_jobs(switch: Switch) -> None:
     # Retirement first: a record whose deadline came in the same jump is retired, not listed again.
     switch.schedule.add(RETIRE_JOB, EveryDays(1 / 24), job(RETIRE_JOB))
     switch.schedule.add(LIST_JOB, EveryDays(switch.settings.validation.interval_days), job(LIST_JOB))
+
+
+# The scheduled jobs of the prohibited persons file's reporting (PROTOCOL.md 9), by name.
+NICS_TRANSMIT = "nics transmit"
+PPF_RECONCILE = "ppf reconcile"
+
+
+def add_ppf_jobs(switch: Switch) -> None:
+    """The daily NICS transmission at ``[nics] transmit_at`` and the reconciliation every
+    ``[nics] reconcile_months``; each run's notices delivered (queued when not connected).
+    The router is looked up at each run, so a ``reload`` changes what runs, not when."""
+    nics = switch.settings.nics
+
+    def run(kind: str) -> Any:
+        def job(now: Any) -> str:
+            ppf = switch.router.ppf
+            done = (ppf.transmit if kind == "transmit" else ppf.reconcile)(switch.registry, switch.hub)
+            switch.deliver(done.notices)
+            return done.summary
+        return job
+
+    switch.schedule.add(NICS_TRANSMIT, DailyAt.parse(nics.transmit_at, switch.settings.timezone), run("transmit"))
+    switch.schedule.add(PPF_RECONCILE, EveryMonths(nics.reconcile_months), run("reconcile"))

@@ -224,8 +224,17 @@ class Policy:
                 raise Reject(".22.", "PROHIBITED PERSONS INQUIRY REQUIRES PUR/F")
             if "firearms" not in agency.agreement.grants:
                 raise Reject(".22.", f"FIREARMS CHECKS NOT GRANTED TO {agency.ori}")
-        elif "prohibited-entry" not in agency.agreement.grants:
+        elif msg.mke == "RPP":
+            # Relief from a prohibition: a court or the psychiatric security review board (PROTOCOL.md 9).
+            if not (agency.designated and "relief" in agency.agreement.grants):
+                raise Reject(".22.", f"{agency.ori} MAY NOT GRANT RELIEF - A COURT OR THE PSYCHIATRIC "
+                                     "SECURITY REVIEW BOARD ONLY")
+        elif not agency.designated:
             raise Reject(".22.", f"{agency.ori} IS NOT A DESIGNATED AGENCY FOR THE PROHIBITED PERSONS FILE")
+
+    def _nics(self, agency: Agency, msg: Message, spec: Any) -> None:
+        if not agency.control:
+            raise Reject(".22.", f"{msg.mke} - THE NICS INDEX MAY BE QUERIED BY THE CONTROL TERMINAL AGENCY ONLY")
 
     def _administrative(self, agency: Agency, msg: Message, spec: Any) -> None:
         if agency.criminal_justice:
@@ -260,6 +269,7 @@ CATEGORY_RULES: dict[str, Callable[[Policy, Agency, Message, Any], None]] = {
     "criminal-history": Policy._criminal_history,
     "motor-vehicle": Policy._motor_vehicle,
     "prohibited": Policy._prohibited,
+    "nics": Policy._nics,
     "admin": Policy._administrative,
     "status": Policy._status,
 }

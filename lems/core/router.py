@@ -19,7 +19,9 @@ from lems.traffic.hits import HitConfirmation
 from lems.traffic.inquiry import Inquiry
 from lems.traffic.maintenance import Maintenance
 from lems.traffic.nlets import NletsInquiry
-from lems.traffic.routes import RouteError, RouteTable, Routing, load_handlers
+from lems.traffic.ppf import PpfReporting, PpfStep
+from lems.traffic.remotes import RemoteInquiry
+from lems.traffic.routes import RouteError, RouteTable, Routing, build_remotes, load_handlers
 from lems.traffic.validation import Validation
 
 __all__ = ["RouteError", "RouteTable", "Router"]
@@ -41,8 +43,14 @@ class Router:
         inquiry, maintenance = Inquiry(routing), Maintenance(routing)
         # Record validation (PROTOCOL.md 11): VCL, and VLN on any modify; its lists are scheduled jobs.
         self.validation = Validation(routing)
+        # The prohibited persons file and its reporting to NICS (PROTOCOL.md 9); remote systems (NICS).
+        self.ppf = PpfReporting(routing)
+        ppf, remote = PpfStep(routing, self.ppf), RemoteInquiry(routing)
         # (name, takes(spec, mke), step): the first that takes the message answers it.
         self.steps: list[tuple[str, Callable[[Any, str], bool], Step]] = [
+            ("remote system", lambda spec, mke: remote.takes(mke), remote),
+            # A PPF modify may carry VLN/ too: the validation is kept, the record stays minimal.
+            ("prohibited persons", lambda spec, mke: ppf.takes(spec), self.validation.validating(ppf)),
             ("hit confirmation", lambda spec, mke: spec.category == "hit-confirmation", self.hits),
             ("agency traffic", lambda spec, mke: spec.category in ("admin", "status"), Administrative(routing)),
             ("nlets inquiry", lambda spec, mke: spec.family == "nlets" and spec.action == "inquiry",
@@ -64,8 +72,9 @@ class Router:
         home = Path(home)
         table = RouteTable.load(home / "routes" / "routes.toml")
         handlers = load_handlers(home, table, settings, codec, store, clock)
+        remotes = build_remotes(home, table, settings, codec, store, clock)
         routing = Routing(table, handlers, codec, settings, clock, store, trail or AuditTrail(store, clock),
-                          Courier(store, settings, clock), load_groups(home / "routes" / "groups.toml"))
+                          Courier(store, settings, clock), load_groups(home / "routes" / "groups.toml"), remotes)
         return cls(routing)
 
     def step_for(self, spec: Any, mke: str) -> Step:
@@ -78,5 +87,14 @@ class Router:
         return self.step_for(txn.spec, txn.message.mke)(txn)
 
     def tick(self, registry: Any, presence: Presence) -> list[Notice]:
-        """The timers of routed traffic (hit confirmation): the notices they send."""
+        """The timers of routed traffic (hit confirmation): the notices they send.
+
+        Also, every tick: records another process entered (``lems ppf load``) are taken
+        into the handlers' indexes (``refresh``) and each such load journaled.
+        """
+        for handler in self.handlers.values():
+            refresh = getattr(handler, "refresh", None)
+            if callable(refresh):
+                refresh()
+        self.ppf.tick()
         return self.hits.tick(registry, presence)

@@ -34,6 +34,7 @@ entries, locates and clears survive a restart and a reload.
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import itertools
 import json
 import re
@@ -56,6 +57,7 @@ from lems.files.records import (
     validate,
 )
 from lems.files.index import Criteria, RecordFiles, criteria
+from lems.store import record_change
 
 
 # Run-time entries are numbered from here (records.py: demo records stay below).
@@ -101,7 +103,60 @@ class RecordFileHandler:
         # (file, record set) -> {(ORI, codes given, values): NICs}; built on a file's first entry.
         self._duplicates: dict[tuple[str, str], dict[tuple[str, tuple[str, ...], tuple[str, ...]], set[str]]] = {}
         self._identifiers: dict[str, tuple[str, ...]] = {}
+        # The newest entered_record row and record_change announcement this handler has taken (refresh).
+        self._rows_seen = 0
+        self._changes_seen = 0
         self._load_entered()
+
+    # -- records another process entered ------------------------------------------------
+
+    def refresh(self) -> int:
+        """Take the records another process entered in the store since this handler read it.
+
+        ``lems ppf load`` commits its rows with a ``record_change`` announcement
+        (lems.store.record_change); the running switch calls this every tick and
+        before every PPF message, so a loaded file is found at once.  Only new rows
+        are taken (a loader enters, it does not change records).  Returns how many
+        were taken; one query when nothing was announced.  Once the records live
+        in the store rather than in these indexes, this has nothing left to do.
+        """
+        store = self.context.store
+        if store is None:
+            return 0
+        latest = record_change.latest(store.conn)
+        if latest <= self._changes_seen:
+            return 0
+        self._changes_seen = latest
+        collecting = gc.isenabled()
+        gc.disable()  # a first file brings 100,000 records that all live on: no cycles to look for
+        try:
+            taken = self._take_rows(store)
+        finally:
+            if collecting:
+                gc.enable()
+        return taken
+
+    def _take_rows(self, store: Any) -> int:
+        taken = 0
+        rows = store.conn.execute("SELECT id, nic, record FROM entered_record WHERE id > ? ORDER BY id",
+                                  (self._rows_seen,)).fetchall()
+        for row_id, nic, raw in rows:
+            self._rows_seen = max(self._rows_seen, row_id)
+            try:
+                record = record_from_json(json.loads(raw), self.catalogue)
+            except ValueError as exc:
+                self.log.error("entered record not taken", nic=nic, error=str(exc))
+                continue
+            index = self.files.index(record.file, record.record_set)
+            if index.by_nic(record.nic) is not None:
+                continue  # this handler's own entry, already in its index
+            index.add(record)
+            self._index_duplicate(record)
+            letter, number = record.nic[0], int(record.nic[1:])
+            if number > self._last.get(letter, 0):
+                self._last[letter] = number
+            taken += 1
+        return taken
 
     # -- inquiry ----------------------------------------------------------------------
 
@@ -343,7 +398,9 @@ class RecordFileHandler:
         conn = store.conn
         for letter, last in conn.execute("SELECT letter, last FROM nic_sequence"):
             self._last[letter] = int(last)
-        for nic, raw in conn.execute("SELECT nic, record FROM entered_record ORDER BY id"):
+        self._changes_seen = record_change.latest(conn)
+        for row_id, nic, raw in conn.execute("SELECT id, nic, record FROM entered_record ORDER BY id"):
+            self._rows_seen = max(self._rows_seen, row_id)
             try:
                 record = record_from_json(json.loads(raw), self.catalogue)
             except ValueError as exc:

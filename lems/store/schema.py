@@ -259,6 +259,69 @@ CREATE TABLE operator_training (
 );
 """
 
+# The prohibited persons file's reporting to NICS and the emulated NICS index (PROTOCOL.md 9;
+# lems.traffic.ppf, lems.traffic.nics), and the announcement of records another process
+# entered (lems ppf load), which a running switch lays over its record indexes
+# (lems.store.record_change, RecordFileHandler.refresh).
+PPF_NICS = """
+CREATE TABLE record_change (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    at TEXT NOT NULL,            -- UTC CCYYMMDDhhmmssff
+    what TEXT NOT NULL           -- what was entered, for the journal (PPF LOAD 3 RECORDS ...)
+);
+CREATE TABLE ppf_report (
+    nic TEXT PRIMARY KEY,        -- the PPF record
+    ori TEXT NOT NULL,           -- the submitting (entering) agency
+    pending TEXT,                -- the change not yet sent: enter, modify, cancel, relief; NULL: none
+    changed TEXT,                -- UTC ISO time of the pending change
+    nrn TEXT,                    -- the NICS record number, once NICS took the entry
+    ntd TEXT,                    -- CCYYMMDD (switch local date) the record was last sent
+    sent TEXT                    -- the fields as last sent (JSON pairs), for reconciliation
+);
+CREATE INDEX ppf_report_pending ON ppf_report (pending);
+CREATE INDEX ppf_report_nrn ON ppf_report (nrn);
+CREATE TABLE ppf_run (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind TEXT NOT NULL,          -- transmit, relief, reconcile
+    at TEXT NOT NULL,            -- UTC ISO switch time
+    summary TEXT NOT NULL        -- the notice the control terminal got
+);
+CREATE TABLE ppf_load (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    at TEXT NOT NULL,            -- UTC ISO
+    ori TEXT NOT NULL,
+    source TEXT NOT NULL,        -- the file loaded
+    entered INTEGER NOT NULL,
+    skipped INTEGER NOT NULL,    -- duplicates of records on file
+    first_nic TEXT,
+    last_nic TEXT,
+    journaled INTEGER NOT NULL DEFAULT 0   -- the running switch journals each load once
+);
+CREATE TABLE nics_record (
+    nrn TEXT PRIMARY KEY,        -- NICS record number: NR + 10 digits
+    state_ori TEXT NOT NULL,     -- the ORI that reported it (the state's switch: the record's ORI)
+    nic TEXT NOT NULL,           -- the state's record
+    name_key TEXT NOT NULL,      -- NAM upper case, single spaces, none after the comma (QDP by name)
+    dob TEXT NOT NULL,           -- DOB CCYYMMDD
+    fields TEXT NOT NULL,        -- JSON pairs as NICS holds them
+    relief TEXT,                 -- CCYYMMDD relief reported
+    status TEXT NOT NULL,        -- active, cancelled
+    entered TEXT NOT NULL,       -- UTC ISO
+    changed TEXT NOT NULL
+);
+CREATE INDEX nics_record_nic ON nics_record (nic);
+CREATE INDEX nics_record_name ON nics_record (name_key, dob);
+CREATE TABLE nics_state (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    up INTEGER NOT NULL,         -- 0 after the console's `nics down`
+    changed TEXT NOT NULL
+);
+CREATE TABLE nics_sequence (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    last INTEGER NOT NULL        -- the last NICS record number given (never again, also after a forget)
+);
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     ("0001_core", CORE),
     ("0002_journal", JOURNAL),
@@ -270,6 +333,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     ("0008_registry_change", REGISTRY_CHANGE),
     ("0009_switch_clock", SWITCH_CLOCK),
     ("0010_schedule_run", SCHEDULE_RUN),
+    ("0012_ppf_nics", PPF_NICS),
     ("0013_dealer_checks", DEALER_CHECKS),
     ("0014_validation_training", VALIDATION_TRAINING),
 )

@@ -18,6 +18,7 @@ import attrs
 import structlog
 
 from lems.files.handlers import HandlerContext, HandlerError, load_handler_class
+from lems.traffic.remotes import RemoteRoute, load_remotes
 
 class RouteError(Exception):
     """routes/routes.toml is wrong; the message names the entry."""
@@ -64,12 +65,17 @@ class StateRoute:
         return self.file_sets.get(file, self.record_set)
 
 
+# The [[remote]] entries of a routes.toml that has none (an older home): the emulated NICS.
+DEFAULT_REMOTES = [{"name": "NICS", "ori": "WVNICS000", "use": "nics", "keys": ["QDP"]}]
+
+
 @attrs.frozen
 class RouteTable:
     handlers: Mapping[str, Mapping[str, Any]]
     inquiries: Mapping[str, InquiryRoute]
     maintenance: Mapping[str, MaintenanceRoute] = attrs.field(factory=dict)  # by file
     states: Mapping[str, StateRoute] = attrs.field(factory=dict)  # by state code, in table order
+    remotes: Mapping[str, RemoteRoute] = attrs.field(factory=dict)  # by ORI (lems.traffic.remotes)
 
     @classmethod
     def load(cls, path: Path) -> "RouteTable":
@@ -109,7 +115,25 @@ class RouteTable:
             if len(st.code) != 2 or st.code == "NL":
                 raise RouteError(f"{path}: state #{i} code {st.code!r} must be two letters other than NL")
             states[st.code] = st
-        return cls(handlers, inquiries, maintenance, states)
+        remotes: dict[str, RemoteRoute] = {}
+        # A route table written before remotes existed reaches the emulated NICS all the same.
+        for i, r in enumerate(raw.get("remote", DEFAULT_REMOTES), 1):
+            at = f"{path}: remote #{i}"
+            try:
+                route = RemoteRoute(str(r["name"]), str(r["ori"]).upper(), str(r["use"]),
+                                    tuple(str(k).upper() for k in r.get("keys", ())),
+                                    {k: v for k, v in r.items() if k not in ("name", "ori", "use", "keys")})
+            except KeyError as exc:
+                raise RouteError(f"{at} needs {exc.args[0]}") from None
+            if len(route.ori) != 9 or not route.ori.isalnum():
+                raise RouteError(f"{at}: ori {route.ori!r} must be 9 letters or digits")
+            if route.ori in remotes:
+                raise RouteError(f"{at}: ori {route.ori} is listed twice")
+            taken = {k for other in remotes.values() for k in other.keys} & set(route.keys)
+            if taken:
+                raise RouteError(f"{at}: key(s) {', '.join(sorted(taken))} already go to another remote")
+            remotes[route.ori] = route
+        return cls(handlers, inquiries, maintenance, states, remotes)
 
 
 @attrs.define
@@ -125,6 +149,7 @@ class Routing:
     trail: Any            # lems.store.trail.AuditTrail
     courier: Any          # lems.traffic.delivery.Courier
     groups: Mapping[str, Any] = attrs.field(factory=dict)
+    remotes: Mapping[str, Any] = attrs.field(factory=dict)  # the remote systems by ORI (lems.traffic.remotes)
 
     def timed(self, call: Any, *args: Any) -> Any:
         """``call(*args)``, or HandlerTimeout when it took longer than the handler budget.
@@ -140,6 +165,15 @@ class Routing:
         if took > budget:
             raise HandlerTimeout(f"answered in {took:.2f} s, over the {budget:g} s budget")
         return result
+
+
+def build_remotes(home: Path, table: RouteTable, settings: Any, codec: Any, store: Any,
+                  clock: Any) -> dict[str, Any]:
+    """Build every remote system the table names (RouteError with the reason when one cannot be)."""
+    try:
+        return load_remotes(Path(home), list(table.remotes.values()), settings, codec, store, clock)
+    except HandlerError as exc:
+        raise RouteError(str(exc)) from exc
 
 
 def load_handlers(home: Path, table: RouteTable, settings: Any, codec: Any, store: Any,

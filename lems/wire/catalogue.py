@@ -31,7 +31,7 @@ import structlog
 FAMILIES = ("ncic", "nlets", "leds", "control")
 ACTIONS = ("inquiry", "enter", "modify", "cancel", "locate", "clear", "admin", "reply", "control")
 CATEGORIES = ("investigative", "criminal-history", "motor-vehicle", "corrections", "prohibited",
-              "admin", "status", "hit-confirmation", "control", "validation")
+              "admin", "status", "hit-confirmation", "control", "validation", "nics")
 LEVELS = ("inquiry", "entry", "full")
 FORMATS = ("date", "name", "ori", "nic", "numeric", "alpha", "alnum", "text", "code", "secret")
 REJECT_CODES = (".12.", ".13.", ".22.", ".23.")
@@ -48,7 +48,7 @@ _NAME = re.compile(r"[A-Z][A-Z'\- ]*, ?[A-Z][A-Z'\- ]*")
 _FIELD_KEYS = {"title", "format", "min", "max", "codes", "codelist", "pattern", "repeat", "reject", "fold",
                "criteria", "code"}
 _KEY_KEYS = {"title", "file", "action", "category", "level", "fields", "positional", "required", "like", "add",
-             "example", "reply", "free_text", "fold_body", "max_length", "max_dests", "ori"}
+             "example", "reply", "free_text", "fold_body", "max_length", "max_dests", "ori", "other_fields"}
 _FILE_KEYS = {"letter", "id_letter", "title", "kind", "record_word", "confirm_line", "duplicate", "caution",
               "numbers", "narrowing", "rty", "identified_by"}
 _KIND_KEYS = {"record_word", "confirm_line"}
@@ -288,6 +288,9 @@ class KeySpec:
     source: str = ""
     # Codes whose value keeps its case (SON's PWD); empty for nearly every key.
     unfolded: frozenset[str] = attrs.field(default=frozenset(), eq=False)
+    # The .12. reason for a field code the key does not take, "{code}" standing for it
+    # (the PPF keys: "{code} IS NOT MINIMUM INFORMATION"); None: the codec's own words.
+    other_fields: Optional[str] = None
 
     @property
     def nlets(self) -> bool:
@@ -797,10 +800,13 @@ class _Loader:
         example = raw.get("example", "")
         if not isinstance(example, str):
             raise CatalogueError(f"{at}: example must be text")
+        other = raw.get("other_fields")
+        if other is not None and (not isinstance(other, str) or "{code}" not in other):
+            raise CatalogueError(f"{at}: other_fields must be a reason text naming {{code}}")
         return KeySpec(mke, title, family, action, category, level, file, by_code, tuple(positional),
                        tuple(required), reply, None, free_text, fold_body, ints["max_length"], ints["max_dests"],
                        ori == "required", example, source,
-                       frozenset(code for code, spec in by_code.items() if not spec.fold))
+                       frozenset(code for code, spec in by_code.items() if not spec.fold), other)
 
 
 def _is_str_list(value: Any) -> bool:

@@ -378,6 +378,9 @@ def _fields(spec: KeySpec, tokens: list[str], start: int,
             token = token.strip("\n")  # a terminal wrapped the line between fields
         slash = token.find("/")
         field = specs.get(token[:slash]) if slash > 0 else None
+        if field is None and spec.other_fields and slash == 3 and token[:3].isalpha():
+            # A field code the key does not take, positional slot or not (the PPF's minimum information).
+            raise Reject(".12.", spec.other_fields.format(code=_show(token[:3])))
         if field is not None:
             tagged_seen = True
             value = token[slash + 1:]
