@@ -583,7 +583,7 @@ def test_records_entered_a_moment_ago_count_at_once(running):
     assert dealer.submit(last="TESTER", first="NEWLY", middle=None, dob="1976-06-06", sex="M")[1]["status"] == \
         "approved"
     health = running.signed_on("T0500001", "OR999050H", "OP050001")
-    reply = health.request("EPP.OR999050H.NAM/TESTER, NEWLY.SEX/M.RAC/W.DOB/19760606.PRC/MH.DOP/20260101.OCA/DC-1")
+    reply = health.request("EPP.OR999050H.NAM/TESTER, NEWLY.SEX/M.RAC/W.DOB/19760606.PPT/COMMITMENT.ISD/20260101.OCA/DC-1")
     assert reply.cls == "R", reply
     assert dealer.submit(last="TESTER", first="NEWLY", middle=None, dob="1976-06-06", sex="M")[1]["status"] == \
         "denied"

@@ -291,7 +291,7 @@ def test_deadline_boundaries(home):
 def test_representative_rule_and_registry_checks(home):
     registry = Registry.load(home / "terminals")
     assert {o.id for o in registry.operators.values() if o.representative} == {
-        "OP000001", "OP010001", "OP020001", "OP030001", "OP040001", "OP050001"}
+        "OP000001", "OP010001", "OP020001", "OP030001", "OP040001", "OP050001", "OP060001", "OP070001"}
     assert all(o.trained for o in registry.operators.values())  # every demo operator: trained and current
     bus = registry.with_operator(Operator("OP040009", "OR999040Y", "inquiry", "x"))
     with pytest.raises(TrainingError, match="MUST FIRST HOLD ENTRY"):
