@@ -284,7 +284,9 @@ def test_add_replace_remove():
     index.replace(attrs.evolve(renamed, status="cancelled"))
     assert index.search({"SOC": "999110009"}) == []
     assert index.remove("W000100001").status == "cancelled"
-    assert len(index) == 0 and index._numbers == {} and index._names == {}
+    assert len(index) == 0
+    # No search key is left behind in the store.
+    assert index.records.conn.execute("SELECT COUNT(*) FROM record_key").fetchone()[0] == 0
     with pytest.raises(KeyError):
         index.remove("W000100001")
     with pytest.raises(KeyError):
