@@ -20,12 +20,13 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import re
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping, Optional, Sequence
 
 import attrs
 
-from lems.files.phonetic import surname_keys
+from lems.files.phonetic import soundex, surname_keys
 from lems.files.records import ON_FILE, STATE_SETS, _DATE, _values, normalize_number
 from lems.store.records import DuplicateNic, RecordStore, Row
 from lems.wire.catalogue import Catalogue
@@ -105,6 +106,18 @@ def name_key(phonetic: str, dob: str) -> str:
     return f"~{phonetic}|{dob}"
 
 
+_PLAIN_SURNAME = re.compile(r"([A-Z]+) *,")
+
+
+def fast_surname_keys(name: str) -> frozenset[str] | tuple[str]:
+    """``surname_keys(name)``, without its general machinery for the usual ``LAST, FIRST`` name
+    whose surname is one word of letters (its only key is that word's Soundex)."""
+    match = _PLAIN_SURNAME.match(name)
+    if match is not None:
+        return (soundex(match.group(1)),)
+    return surname_keys(name)
+
+
 def record_keys(record: Record, numbers: frozenset[str] | tuple[str, ...]) -> list[str]:
     """The search keys of a record: ``MFC=value`` for each number field (normalized) and
     ``~KEY|DOB`` for each phonetic key of each name (NAM, AKA) with each date of birth."""
@@ -123,7 +136,7 @@ def record_keys(record: Record, numbers: frozenset[str] | tuple[str, ...]) -> li
             names.append(value)
     if dobs and names:
         for name in names:
-            for key in surname_keys(name):
+            for key in fast_surname_keys(name):
                 for dob in dobs:
                     keys.append(f"~{key}|{dob}")
     return keys
@@ -137,9 +150,12 @@ def key_rules(catalogue: Catalogue) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def encode_fields(fields: Sequence[tuple[str, str]]) -> str:
-    """A record's fields as stored: ``MFC<US>value<RS>MFC<US>value``, JSON if a value holds either."""
-    text = _SEP.join(f"{code}{_PAIR}{value}" for code, value in fields)
+def encode_fields(fields: Sequence[tuple[str, str]], printable: bool = False) -> str:
+    """A record's fields as stored: ``MFC<US>value<RS>MFC<US>value``, JSON if a value holds either.
+    ``printable``: the record was validated (printable ASCII only), so neither can occur."""
+    text = _SEP.join([code + _PAIR + value for code, value in fields])
+    if printable:
+        return text
     if text.count(_PAIR) != len(fields) or text.count(_SEP) != max(len(fields) - 1, 0) or text.startswith("["):
         return json.dumps([list(pair) for pair in fields], separators=(",", ":"))
     return text

@@ -35,6 +35,7 @@ no copy in memory to go stale.
 from __future__ import annotations
 
 import sqlite3
+from pathlib import Path
 from typing import Any, Iterable, Iterator, Optional, Sequence
 
 # The columns of a record row, in order (``Row``).
@@ -205,6 +206,10 @@ class RecordStore:
             "SELECT id, name, size, mtime_ns, sha256 FROM record_source WHERE name LIKE ? ESCAPE '\\'",
             (_like_prefix(prefix),))}
 
+    def source_list(self) -> list[tuple[str, int, str]]:
+        """(name, records, imported) of every imported file."""
+        return self.conn.execute("SELECT name, records, imported FROM record_source ORDER BY name").fetchall()
+
     def touch_source(self, sid: int, size: int, mtime_ns: int) -> None:
         """A file whose time changed but not its content: remember the new time, import nothing."""
         self.store.write().execute("UPDATE record_source SET size = ?, mtime_ns = ? WHERE id = ?",
@@ -248,6 +253,23 @@ class RecordStore:
                      "imported = excluded.imported", (name, size, mtime_ns, sha256, records, at))
         return conn.execute("SELECT id FROM record_source WHERE name = ?", (name,)).fetchone()[0]
 
+    def begin_bulk(self) -> None:
+        """Start a bulk import: its keys are gathered in a temporary table and go into the key
+        index sorted, at ``end_bulk`` (in key order a B-tree insert is an append)."""
+        conn = self.store.write()
+        conn.execute("CREATE TEMP TABLE IF NOT EXISTS import_key (key TEXT, home INTEGER, record INTEGER)")
+        conn.execute("DELETE FROM temp.import_key")
+        self._bulk = True
+
+    def end_bulk(self) -> None:
+        conn = self.store.write()
+        conn.execute("INSERT OR IGNORE INTO record_key (key, home, record) "
+                     "SELECT key, home, record FROM temp.import_key ORDER BY key, home, record")
+        conn.execute("DELETE FROM temp.import_key")
+        self._bulk = False
+
+    _bulk = False
+
     def bulk(self, rows: Sequence[Row], keys: Sequence[tuple[str, int, int]]) -> Optional[str]:
         """Insert rows with ids given (``next_id`` onwards) and their keys; returns None, or the
         first NIC already on file (nothing of the batch is then written)."""
@@ -262,7 +284,8 @@ class RecordStore:
                 if self.conn.execute("SELECT 1 FROM record WHERE nic = ?", (row[1],)).fetchone():
                     return row[1]
             raise
-        conn.executemany(_INSERT_KEY, keys)
+        conn.executemany("INSERT INTO temp.import_key (key, home, record) VALUES (?, ?, ?)" if self._bulk
+                         else _INSERT_KEY, keys)
         conn.execute("RELEASE record_batch")
         deltas: dict[int, int] = {}
         for row in rows:
@@ -306,6 +329,26 @@ class RecordStore:
     def tune_for_import(self, megabytes: int = 256) -> None:
         """A larger page cache for a bulk import (this connection only)."""
         self.conn.execute(f"PRAGMA cache_size = -{megabytes * 1024}")
+
+
+def open_store(path: Path | str) -> Any:
+    """The store for a tool that writes records only (``lems records import``), beside a running
+    switch: migrated, but without the journal's head file, which only the switch writes (the
+    records tables are not chained).  Waits up to a minute for the switch's turn to commit."""
+    from lems.base.private import private_dir, private_file
+    from lems.store.schema import MIGRATIONS
+    from lems.store.sqlite import Store
+
+    path = Path(path)
+    private_dir(path.parent)
+    private_file(path)
+    conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=60.0)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=FULL")
+    conn.execute("PRAGMA foreign_keys=ON")
+    store = Store(conn, path)
+    store.migrate(MIGRATIONS)
+    return store
 
 
 def _like_prefix(prefix: str) -> str:
