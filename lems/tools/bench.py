@@ -1,7 +1,8 @@
 """``lems bench``: load generator and benchmark, switch against a bare TLS echo server.
 
     lems bench [--terminals N] [--seconds S] [--rate R] [--records N] [--mix SPEC]
-               [--workers W] [--plot FILE] [--profile FILE] [--json FILE] [--no-echo]
+               [--connections N [--heartbeat S]] [--workers W] [--plot FILE]
+               [--profile FILE] [--json FILE] [--no-echo]
 
 One run measures two servers under the same load, one after the other, on the
 same machine (docs/PERFORMANCE.md gives the target, the method and the figures):
@@ -9,8 +10,9 @@ same machine (docs/PERFORMANCE.md gives the target, the method and the figures):
 1. the switch: ``lems serve`` in its own process on a fresh temporary home
    (``lems.tools.home.init``) and a free port;
 2. the reference: ``python -m lems.tools.echo`` in its own process, with the same
-   home's certificates and the same framing, echoing every payload back as an
-   ``R`` frame with a 32-byte header.
+   home's certificates and the same framing: a pure line echo, every frame back
+   as it came (no header work), so the ratio is against what the transport
+   alone can do.
 
 The load comes from ``--workers`` processes (default: one per spare core),
 each one Twisted reactor with many mutual-TLS connections.  The home gets
@@ -20,13 +22,20 @@ whose password hash is cheap, so that signing 200 terminals on does not take
 minutes of scrypt; sign-on is not measured.  Closed loop (default): each
 terminal sends, waits for its reply, sends again.  Open loop (``--rate R``):
 R messages per second in all, sent on schedule whatever the replies do.
+Connections (``--connections N``): N terminals connected and signed on, each
+sending only a heartbeat every ``--heartbeat`` seconds (default 30), spread
+evenly; give ``--seconds`` at least one heartbeat interval.  Every run reports
+latency percentiles, the server's resident memory and how long it took to start
+and listen.
 
 ``--mix`` weights the message kinds: ``qw-hit`` (a wanted-person hit with
 three records), ``qw-nohit``, ``qv`` (plate hit), ``qg`` (gun hit), ``hbt``,
 ``ew`` (a unique wanted-person entry; leave it out while the switch has no
-route for entries).  ``--records N`` adds N synthetic wanted records to the
-home (routes/records/bench-wanted.jsonl) to show that inquiry cost does not
-grow with the file.  ``--profile FILE`` runs the switch under cProfile,
+route for entries).  ``--records N`` adds N synthetic wanted persons and N
+stolen vehicles to the home (routes/records/bench-*.jsonl) and imports them
+with ``lems records import`` (the import rate is printed), before the switch
+starts: its start time is then a restart's, with the records already in the
+store; inquiry cost should not grow with the file.  ``--profile FILE`` runs the switch under cProfile,
 writes the stats to FILE and prints where the time went.
 """
 
@@ -137,6 +146,24 @@ def start_echo(home: Path, framing_name: str, log_dir: Path) -> Server:
     return Server("echo", argv, r"LEMS echo listening: [\d.]+:(\d+)", log_dir / "echo.log")
 
 
+def import_records(home: Path) -> dict[str, Any]:
+    """``lems records import`` on the bench home, timed (the records' way into the store)."""
+    started = time.monotonic()
+    done = subprocess.run([sys.executable, "-m", "lems", "records", "import", "--home", str(home)],
+                          capture_output=True, text=True)
+    seconds = time.monotonic() - started
+    if done.returncode != 0:
+        raise RuntimeError(f"lems records import failed:\n{done.stderr[-2000:]}")
+    match = re.search(r"([\d,]+) records in ([\d.]+) s \(([\d,]+) records/s\)", done.stdout)
+    records = int(match.group(1).replace(",", "")) if match else 0
+    rate = int(match.group(3).replace(",", "")) if match else 0
+    store = home / "var" / "lems.sqlite"
+    size = store.stat().st_size / 2**20 if store.exists() else 0.0
+    print(f"  records imported: {records:,} in {seconds:.1f} s ({rate:,} records/s inside the import), "
+          f"store {size:,.0f} MB", flush=True)
+    return {"records": records, "seconds": seconds, "rate": rate, "store_mb": size}
+
+
 # -- the command ------------------------------------------------------------------------------------
 
 
@@ -149,11 +176,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--rate", type=float, help="open loop: messages per second in all (default: closed loop)")
     p.add_argument("--records", type=int, default=0,
                    help="extra synthetic records in the home: N wanted persons and N stolen vehicles")
+    p.add_argument("--connections", type=int,
+                   help="connection-count mode: N terminals connected, heartbeats only (sets --terminals)")
+    p.add_argument("--heartbeat", type=float, default=30.0,
+                   help="seconds between a terminal's heartbeats in --connections mode (default 30)")
     p.add_argument("--mix", default=DEFAULT_MIX, help=f"message kinds and weights (default {DEFAULT_MIX})")
     p.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 2) - 1),
                    help="load generator processes (default: cores - 1)")
     p.add_argument("--framing", choices=("stx", "length"), default="stx")
-    p.add_argument("--plot", help="PNG of latency over time (needs matplotlib)")
+    p.add_argument("--plot", help="PNG of latency over time (needs matplotlib: pip install 'lems[plot]')")
     p.add_argument("--profile", help="run the switch under cProfile, write the stats to FILE and print the top")
     p.add_argument("--json", help="write the figures to FILE as JSON")
     p.add_argument("--no-echo", action="store_true", help="measure the switch only")
@@ -162,6 +193,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.connections is not None:
+        if args.connections < 1 or args.heartbeat <= 0:
+            return fail("--connections and --heartbeat must be positive", prog="lems bench")
+        args.terminals = args.connections
     if args.terminals < 1 or args.seconds <= 0 or (args.rate is not None and args.rate <= 0):
         return fail("--terminals, --seconds and --rate must be positive", prog="lems bench")
     try:
@@ -170,7 +205,8 @@ def run(args: argparse.Namespace) -> int:
         return fail(str(exc), prog="lems bench")
     workdir = Path(tempfile.mkdtemp(prefix="lems-bench-"))
     home = workdir / "home"
-    loop = f"open loop {args.rate:g} msg/s" if args.rate else "closed loop"
+    loop = (f"connections, a heartbeat every {args.heartbeat:g} s" if args.connections
+            else f"open loop {args.rate:g} msg/s" if args.rate else "closed loop")
     print(f"lems bench: {args.terminals} terminals ({loop}), {args.seconds:g} s per server, "
           f"{min(args.workers, args.terminals)} load process(es), mix {args.mix}"
           + (f", {args.records} extra wanted and {args.records} extra vehicle records" if args.records else ""),
@@ -206,6 +242,7 @@ def _measure(args: argparse.Namespace, workdir: Path, home: Path, mix: list[str]
     started = time.monotonic()
     terminals = prepare_home(home, args.terminals, args.records)
     print(f"  home {home} ready in {time.monotonic() - started:.1f} s", flush=True)
+    imported = import_records(home) if args.records else None
     profile = Path(args.profile).resolve() if args.profile else None
     servers = [("switch", lambda: start_switch(home, args.framing, profile, workdir))]
     if not args.no_echo:
@@ -218,6 +255,8 @@ def _measure(args: argparse.Namespace, workdir: Path, home: Path, mix: list[str]
             runs.append(run_load(name, server.port, home, terminals, args, mix))
             runs[-1]["rss_mb"] = server.memory(began, time.monotonic())
             runs[-1]["ready_seconds"] = server.ready_seconds
+            if imported and name == "switch":
+                runs[-1]["import"] = imported
         finally:
             server.stop()
         print(describe(runs[-1]), flush=True)
