@@ -434,6 +434,31 @@ class RecordFiles:
         for record in records:
             self.add(record)
 
+    def _all_keys(self, asked: Mapping[str, str]) -> list[str]:
+        """Every key any index could read for an inquiry: each number field given (a key a file
+        does not index is in no file's records), each name key in the widest date window."""
+        numbers = self._numbers
+        if numbers is None:
+            numbers = self._numbers = frozenset(
+                code for name in self.catalogue.files for code in self.catalogue.search_rule(name).numbers)
+        keys = []
+        for code, value in asked.items():
+            if code in numbers:
+                value = normalize_number(value)
+                if value:
+                    keys.append(f"{code}={value}")
+        name, dob = asked.get("NAM"), asked.get("DOB")
+        if name and dob:
+            edb = asked.get("EDB") == "1"
+            window = max(max(rule.edb_years if edb else rule.years, rule.years)
+                         for rule in (NCIC_RULE, *NAME_RULES.values()))
+            dates = _birth_dates(dob, window)
+            for key in surname_keys(name):
+                keys.extend(f"~{key}|{date}" for date in dates)
+        return keys
+
+    _numbers: Optional[frozenset[str]] = None
+
     @classmethod
     def load(cls, directory: Path | str, catalogue: Catalogue) -> "RecordFiles":
         """The record files of ``directory`` imported into a private in-memory store."""
@@ -496,17 +521,22 @@ class RecordFiles:
         sorted out per index by its own rules (``Hits.get``, what ``search`` would
         return).  ``homes`` None: every file and set."""
         asked = criteria if isinstance(criteria, Criteria) else _clean(criteria)
-        indexes = ([self.index(f, s) for f, s in homes] if homes is not None
-                   else [self.index(f, s) for f, s in self.records.counts()])
-        keys: dict[str, None] = {}
-        for index in indexes:
-            numbers, names = index._lookups(asked)
-            keys.update(dict.fromkeys(numbers))
-            keys.update(dict.fromkeys(names))
+        if homes is not None:
+            indexes = [self.index(f, s) for f, s in homes]
+            keys: dict[str, None] = {}
+            for index in indexes:
+                numbers, names = index._lookups(asked)
+                keys.update(dict.fromkeys(numbers))
+                keys.update(dict.fromkeys(names))
+        else:
+            keys = dict.fromkeys(self._all_keys(asked))
         nic = asked.get("NIC")
         by_nic = self.records.by_nic(nic) if nic else None
-        wanted = [i.home for i in indexes if i.home is not None]
-        found = self.records.candidates(list(keys), wanted if homes is not None else None) if wanted else []
+        if homes is not None:
+            wanted = [i.home for i in indexes if i.home is not None]
+            found = self.records.candidates(list(keys), wanted) if wanted else []
+        else:
+            found = self.records.candidates(list(keys))
         per_home: dict[int, list[tuple[str, Row]]] = {}
         for key, row in found:
             per_home.setdefault(row[2], []).append((key, row))
@@ -522,7 +552,11 @@ class Hits:
     per_home: dict[int, list[tuple[str, Row]]]
 
     def get(self, index: RecordIndex) -> list[Record]:
-        if index.home is None:
+        home = index.home
+        if home is None:
             return []
+        found = self.per_home.get(home)
+        if found is None and (self.by_nic is None or self.by_nic[2] != home):
+            return []  # nothing of this file and set came back: most of the indexes a QW asks
         numbers, names = index._lookups(self.asked)
-        return index._select(self.asked, numbers, names, self.by_nic, self.per_home.get(index.home, ()))
+        return index._select(self.asked, numbers, names, self.by_nic, found or ())
