@@ -68,30 +68,47 @@ from lems.tools.bench_report import describe, plot, print_profile, ratio
 class Server:
     """A child process that prints its port on a line matching ``pattern``."""
 
-    def __init__(self, name: str, argv: list[str], pattern: str, log_path: Path) -> None:
+    def __init__(self, name: str, argv: list[str], pattern: str, log_path: Path,
+                 env: Optional[dict[str, str]] = None) -> None:
         self.name = name
         self.log_path = log_path
         self.log = open(log_path, "w")
         started = time.monotonic()
         self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=self.log, text=True,
-                                     env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                                     env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})})
         self.port = self._wait_port(re.compile(pattern))
         self.ready_seconds = time.monotonic() - started  # start-up: load everything, listen
         # Keep draining its stdout so that a chatty server never blocks on a full pipe.
         threading.Thread(target=self._drain, daemon=True).start()
         self.rss: list[tuple[float, int]] = []  # (monotonic time, resident set in kB), once a second
+        self.cpu: list[tuple[float, float]] = []  # (monotonic time, CPU seconds used so far), once a second
         threading.Thread(target=self._sample_memory, daemon=True).start()
 
     def _sample_memory(self) -> None:
         status = Path(f"/proc/{self.proc.pid}/status")
+        stat = Path(f"/proc/{self.proc.pid}/stat")
+        tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
         while self.proc.poll() is None:
             try:
                 kb = next(int(line.split()[1]) for line in status.read_text().splitlines()
                           if line.startswith("VmRSS:"))
-            except (OSError, StopIteration, ValueError):
+                # utime and stime: the fields after the command's closing parenthesis, 12th and 13th.
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+                cpu = (int(fields[11]) + int(fields[12])) / tick
+            except (OSError, StopIteration, ValueError, IndexError):
                 return  # not Linux, or the process is gone
-            self.rss.append((time.monotonic(), kb))
-            time.sleep(1.0)
+            now = time.monotonic()
+            self.rss.append((now, kb))
+            self.cpu.append((now, cpu))
+            time.sleep(0.5)
+
+    def cpu_seconds(self, since: float, until: float) -> Optional[tuple[float, float]]:
+        """CPU time the server used between two moments (the samples nearest inside them):
+        on a shared machine, CPU per reply is steadier than replies per second."""
+        run = [(t, c) for t, c in self.cpu if since <= t <= until]
+        if len(run) < 2:
+            return None
+        return run[-1][1] - run[0][1], run[-1][0] - run[0][0]
 
     def memory(self, since: float, until: float) -> Optional[dict[str, float]]:
         """Resident memory in MB during a load run: at its start, half way, at its end, and the peak."""
@@ -130,7 +147,8 @@ class Server:
         self.log.close()
 
 
-def start_switch(home: Path, framing_name: str, profile: Optional[Path], log_dir: Path) -> Server:
+def start_switch(home: Path, framing_name: str, profile: Optional[Path], log_dir: Path,
+                 checkout: Optional[str] = None) -> Server:
     python = [sys.executable]
     if profile is not None:
         python += ["-m", "cProfile", "-o", str(profile)]
@@ -138,7 +156,9 @@ def start_switch(home: Path, framing_name: str, profile: Optional[Path], log_dir
     argv = python + ["-m", "lems", "serve", "--home", str(home), "--port", "0", "--host", "127.0.0.1",
                      "--console-port", "0"]
     listener = {"stx": "terminals", "length": "interfaces"}[framing_name]
-    return Server("switch", argv, rf"LEMS switch listening: {listener} on [\d.]+:(\d+)", log_dir / "switch.log")
+    # --switch-checkout: the switch of another checkout (the version before a change) under the same load.
+    env = {"PYTHONPATH": os.pathsep.join(filter(None, [checkout, os.environ.get("PYTHONPATH")]))} if checkout else None
+    return Server("switch", argv, rf"LEMS switch listening: {listener} on [\d.]+:(\d+)", log_dir / "switch.log", env)
 
 
 def start_echo(home: Path, framing_name: str, log_dir: Path) -> Server:
@@ -188,6 +208,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--profile", help="run the switch under cProfile, write the stats to FILE and print the top")
     p.add_argument("--json", help="write the figures to FILE as JSON")
     p.add_argument("--no-echo", action="store_true", help="measure the switch only")
+    p.add_argument("--switch-checkout", metavar="DIR",
+                   help="run the switch of another checkout of lems (e.g. the main branch, to compare)")
     p.add_argument("--keep-home", action="store_true", help="keep the temporary home (its path is printed)")
     p.set_defaults(func=run)
 
@@ -244,7 +266,8 @@ def _measure(args: argparse.Namespace, workdir: Path, home: Path, mix: list[str]
     print(f"  home {home} ready in {time.monotonic() - started:.1f} s", flush=True)
     imported = import_records(home) if args.records else None
     profile = Path(args.profile).resolve() if args.profile else None
-    servers = [("switch", lambda: start_switch(home, args.framing, profile, workdir))]
+    servers = [("switch", lambda: start_switch(home, args.framing, profile, workdir,
+                                               getattr(args, "switch_checkout", None)))]
     if not args.no_echo:
         servers.append(("echo", lambda: start_echo(home, args.framing, workdir)))
     runs: list[dict[str, Any]] = []
@@ -254,6 +277,11 @@ def _measure(args: argparse.Namespace, workdir: Path, home: Path, mix: list[str]
             began = time.monotonic()
             runs.append(run_load(name, server.port, home, terminals, args, mix))
             runs[-1]["rss_mb"] = server.memory(began, time.monotonic())
+            measured = server.cpu_seconds(runs[-1]["measure_start"], runs[-1]["measure_end"])
+            if measured and runs[-1]["per_second"]:
+                cpu, wall = measured
+                runs[-1]["cpu_us_per_reply"] = cpu / (runs[-1]["per_second"] * wall) * 1e6
+                runs[-1]["cpu_share"] = cpu / wall
             runs[-1]["ready_seconds"] = server.ready_seconds
             if imported and name == "switch":
                 runs[-1]["import"] = imported

@@ -284,6 +284,7 @@ def run_load(name: str, port: int, home: Path, terminals: list[str], args: argpa
             connected += status[2]
             failures += status[3]
         start_at = time.perf_counter() + 0.2
+        measure_start = time.monotonic() + 0.2
         for _ in procs:
             go.put(start_at)
         outcomes = [results.get(timeout=args.seconds + DRAIN_SECONDS + 60) for _ in procs]
@@ -305,4 +306,5 @@ def run_load(name: str, port: int, home: Path, terminals: list[str], args: argpa
             "replies": len(samples), "per_second": len(samples) / args.seconds,
             "latency_ms": percentiles(latencies),
             "max_ms": max(latencies, default=None),
-            "errors": codes, "outstanding": sum(o["outstanding"] for o in outcomes), "samples": samples}
+            "errors": codes, "outstanding": sum(o["outstanding"] for o in outcomes), "samples": samples,
+            "measure_start": measure_start, "measure_end": measure_start + args.seconds}
