@@ -36,7 +36,7 @@ import attrs
 
 from lems.files.index import RecordFiles, encode_fields, fast_surname_keys, key_rules, record_keys
 from lems.files.records import (_DATE, _FILE, _KNOWN, _MFC, _NIC, _ORI, _REQUIRED, _SET, STATUSES, RecordFileError,
-                                record_from_json, record_from_json_line, registration_from_line_fast)
+                                record_from_json, registration_from_line_fast)
 from lems.wire.message import Record
 
 BATCH = 20000

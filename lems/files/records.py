@@ -129,69 +129,11 @@ def record_from_json(obj: Any, catalogue: Catalogue) -> Record:
     return record
 
 
+# What a JSON line may and must have, and a file name: for the import's one-pass reader
+# (lems.files.importer.LineReader), which checks what record_from_json and validate check.
 _KNOWN = frozenset({"file", "nic", "ori", "entered", "set", "caution", "status", "fields"})
 _REQUIRED = frozenset({"file", "nic", "ori", "entered", "set", "fields"})
-_NOT_PRINTABLE = re.compile(r"[^ -~]")
 _FILE = re.compile(r"[a-z]+")
-# Values seen valid once (file names, ORIs, sets, field codes): a set look-up from then on.
-_VALID_NAMES: set[tuple[str, str]] = set()
-
-
-def _known_good(kind: str, value: str, pattern: re.Pattern) -> bool:
-    if (kind, value) in _VALID_NAMES:
-        return True
-    if pattern.fullmatch(value) is None:
-        return False
-    if len(_VALID_NAMES) < 100_000:
-        _VALID_NAMES.add((kind, value))
-    return True
-
-
-def record_from_json_line(line: str | bytes, catalogue: Catalogue) -> Record:
-    """``record_from_json(json.loads(line))``, fast: the import path of millions of lines.
-
-    Checks exactly what ``record_from_json`` and ``validate`` check; a line that
-    fails any check goes through them, so the reason given is theirs."""
-    obj = json.loads(line)
-    try:
-        if type(obj) is not dict or not (obj.keys() <= _KNOWN and _REQUIRED <= obj.keys()):
-            raise _Slow
-        file, nic, ori, entered, record_set = obj["file"], obj["nic"], obj["ori"], obj["entered"], obj["set"]
-        fields = obj["fields"]
-        caution = obj.get("caution")
-        status = obj.get("status", "active")
-        if (type(file) is not str or type(nic) is not str or type(ori) is not str or type(entered) is not str
-                or type(record_set) is not str or type(fields) is not list or not fields
-                or (caution is not None and type(caution) is not str) or type(status) is not str):
-            raise _Slow
-        pairs = []
-        values = []
-        dob_ok = True
-        for pair in fields:
-            if type(pair) is not list or len(pair) != 2:
-                raise _Slow
-            code, value = pair
-            if type(code) is not str or type(value) is not str or not _known_good("MFC", code, _MFC):
-                raise _Slow
-            if code == "DOB" and not _DATE.match(value):
-                dob_ok = False
-            values.append(value)
-            pairs.append((code, value))
-        text = "".join(values)
-        letter = catalogue.file_letters.get(file)
-        if (not dob_ok or _NOT_PRINTABLE.search(text) is not None or text != text.upper()
-                or status not in STATUSES or not _known_good("file", file, _FILE) or not _NIC.match(nic)
-                or (letter is not None and nic[0] != letter) or not _known_good("ORI", ori, _ORI)
-                or not _DATE.match(entered) or not _known_good("set", record_set, _SET)):
-            raise _Slow
-    except _Slow:
-        return record_from_json(obj, catalogue)
-    return Record(file=file, nic=nic, ori=ori, fields=tuple(pairs), entered=entered, record_set=record_set,
-                  caution=caution or None, status=status)
-
-
-class _Slow(Exception):
-    """The fast path cannot vouch for a line: the reference path decides."""
 
 
 def record_to_json(record: Record) -> dict[str, Any]:
