@@ -368,3 +368,5 @@ class Console:
 
 # Commands of features that live in modules of their own; each registers itself with ``command``.
 from lems.admin import schedule_console  # noqa: E402,F401
+from lems.admin import fics_console  # noqa: E402,F401
+from lems.admin import validation_console  # noqa: E402,F401

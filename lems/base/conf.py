@@ -101,6 +101,49 @@ class ClockSettings:
 
 
 @attrs.frozen
+class DealerSettings:
+    """[dealer]: the firearms dealers' HTTPS interface (PROTOCOL.md 10)."""
+
+    host: str = "127.0.0.1"
+    port: int = 7743
+    # Checks are kept this many days (switch time), then purged.
+    retention_days: int = 1826
+    # Per-dealer request rate: a token bucket on the switch clock (0: no limit).
+    requests_per_second: float = 10.0
+    request_burst: int = 200
+    # Largest request body accepted (bytes); a larger one is answered 413.
+    max_body_bytes: int = 65536
+    # A check still pending after this many minutes gets an estimated_completion, this
+    # many hours after it was received.
+    pending_minutes: float = 30
+    estimate_hours: float = 72
+    # Portal sign-in sessions end after this many minutes without a request.
+    session_minutes: float = 30
+
+    def __attrs_post_init__(self) -> None:
+        for name in ("retention_days", "request_burst", "max_body_bytes"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise ValueError(f"{name} must be a whole number, 1 or more")
+        for name in ("requests_per_second", "pending_minutes", "estimate_hours", "session_minutes"):
+            if not isinstance(getattr(self, name), (int, float)) or getattr(self, name) < 0:
+                raise ValueError(f"{name} must be a number, 0 or more")
+        if not isinstance(self.port, int) or not 0 <= self.port <= 65535:
+            raise ValueError("port must be 0-65535")
+
+
+@attrs.frozen
+class ValidationSettings:
+    """[validation]: record validation lists (PROTOCOL.md 11, lems.traffic.validation).
+
+    ``interval_days``: how often the lists go out; ``certify_days``: how long an agency
+    has after a list went out to validate its records before they are retired.
+    """
+
+    interval_days: float = 30
+    certify_days: int = 30
+
+
+@attrs.frozen
 class Settings:
     home: Path
     name: str
@@ -124,6 +167,8 @@ class Settings:
     pki: PkiLifetimes = attrs.field(factory=PkiLifetimes)
     console_limits: ConsoleLimits = attrs.field(factory=ConsoleLimits)
     clock: ClockSettings = attrs.field(factory=ClockSettings)
+    dealer: DealerSettings = attrs.field(factory=DealerSettings)
+    validation: ValidationSettings = attrs.field(factory=ValidationSettings)
 
     @property
     def pki_dir(self) -> Path:
@@ -202,6 +247,8 @@ class Settings:
             pki=_pki_lifetimes(section("pki"), origin),
             console_limits=_console_limits(console, origin),
             clock=_clock_settings(section("clock"), origin),
+            dealer=_dealer_settings(section("dealer"), origin),
+            validation=_validation_settings(section("validation"), origin),
         )
 
 
@@ -224,11 +271,30 @@ def _console_limits(console: dict[str, Any], origin: Any) -> ConsoleLimits:
     return ConsoleLimits(int(limits.attempts_per_address), float(limits.attempt_window_seconds))
 
 
+def _dealer_settings(values: dict[str, Any], origin: Any) -> DealerSettings:
+    try:
+        return DealerSettings(**_known(DealerSettings, values, origin, "dealer"))
+    except (TypeError, ValueError) as exc:
+        raise ConfError(f"{origin}: [dealer] {exc}") from None
+
+
 def _clock_settings(values: dict[str, Any], origin: Any) -> ClockSettings:
     clock = ClockSettings(**_known(ClockSettings, values, origin, "clock"))
     if not isinstance(clock.adjustable, bool):
         raise ConfError(f"{origin}: clock.adjustable must be true or false")
     return clock
+
+
+def _validation_settings(values: dict[str, Any], origin: Any) -> ValidationSettings:
+    known = _known(ValidationSettings, values, origin, "validation")
+    try:
+        settings = ValidationSettings(interval_days=float(known.get("interval_days", 30)),
+                                      certify_days=int(known.get("certify_days", 30)))
+    except (TypeError, ValueError):
+        raise ConfError(f"{origin}: [validation] interval_days and certify_days must be numbers of days") from None
+    if settings.interval_days <= 0 or settings.certify_days < 1:
+        raise ConfError(f"{origin}: [validation] interval_days must be above 0 and certify_days at least 1")
+    return settings
 
 
 # Settings an earlier lems.toml may still carry that nothing reads any more: accepted

@@ -38,6 +38,14 @@ class RegistryError(Exception):
     """A registry file is wrong; the message names the file and the entry."""
 
 
+class TrainingError(RegistryError):
+    """A training record refused (PROTOCOL.md 11); the message says why, in the switch's words."""
+
+
+LEVEL_RANK = {level: rank for rank, level in enumerate(LEVELS)}
+TRAINING_EVENTS = ("issued", "completed")
+
+
 def _date(value: Any, where: str) -> Optional[dt.date]:
     if value in (None, ""):
         return None
@@ -172,6 +180,23 @@ class Operator:
     background_check: Optional[dt.date] = None
     totp: str = ""
     status: str = "active"
+    # The agency's LEDS representative (PROTOCOL.md 11): trained to the agency's highest
+    # level before anyone else in the agency is issued a training guide.
+    representative: bool = False
+
+    # Training (PROTOCOL.md 11): ``guide_issued`` is the day the training guide was issued,
+    # ``certified`` the day training was completed (the certification runs two years from
+    # it, and a later completion, the recertification, renews it), ``level`` the level
+    # trained to.
+
+    @property
+    def in_training(self) -> bool:
+        """A guide was issued and the training it began was never completed."""
+        return self.guide_issued is not None and self.certified is None
+
+    @property
+    def trained(self) -> bool:
+        return self.certified is not None
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any], where: str) -> "Operator":
@@ -180,17 +205,21 @@ class Operator:
                      password=str(raw["password"]), certified=_date(raw.get("certified"), where),
                      guide_issued=_date(raw.get("guide_issued"), where),
                      background_check=_date(raw.get("background_check"), where),
-                     totp=str(raw.get("totp", "")), status=str(raw.get("status", "active")))
+                     totp=str(raw.get("totp", "")), status=str(raw.get("status", "active")),
+                     representative=raw.get("representative", False))
         except KeyError as exc:
             raise RegistryError(f"{where}: missing {exc.args[0]}") from None
         if op.level not in LEVELS:
             raise RegistryError(f"{where}: level must be one of {LEVELS}")
+        if not isinstance(op.representative, bool):
+            raise RegistryError(f"{where}: representative must be true or false")
         return op
 
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.id, "ori": self.ori, "level": self.level, "password": self.password,
                 "certified": _iso(self.certified), "guide_issued": _iso(self.guide_issued),
-                "background_check": _iso(self.background_check), "totp": self.totp, "status": self.status}
+                "background_check": _iso(self.background_check), "totp": self.totp, "status": self.status,
+                "representative": self.representative}
 
 
 FILES = {"agency": "agencies.toml", "terminal": "terminals.toml", "operator": "operators.toml"}
@@ -198,7 +227,8 @@ HEADERS = {
     "agency": "# Agencies and their user agreements. Dates are YYYY-MM-DD.",
     "terminal": "# Terminals. fingerprint is the SHA-256 of the certificate (DER) the terminal presents;\n"
                 "# `lems ca issue` and `lems init` write it.",
-    "operator": "# Operators. password is an scrypt hash (lems.base.credentials); totp a base32 RFC 6238 secret.",
+    "operator": "# Operators. password is an scrypt hash (lems.base.credentials); totp a base32 RFC 6238 secret.\n"
+                "# guide_issued / certified: training guide issued / training completed (PROTOCOL.md 11).",
 }
 
 
@@ -255,6 +285,13 @@ class Registry:
             for served in a.serves:
                 if served not in self.agencies:
                     raise RegistryError(f"agency {a.ori}: serves unknown agency {served}")
+        representatives: dict[str, str] = {}
+        for o in self.operators.values():
+            if o.representative:
+                if o.ori in representatives:
+                    raise RegistryError(f"agency {o.ori}: two LEDS representatives, "
+                                        f"{representatives[o.ori]} and {o.id} (one only)")
+                representatives[o.ori] = o.id
         seen: dict[str, str] = {}
         for t in self.terminals.values():
             if t.fingerprint and t.fingerprint in seen:
@@ -281,6 +318,79 @@ class Registry:
         agency = self.agencies.get(ori)
         return agency.name if agency else ori
 
+    def operators_of(self, ori: str) -> list[Operator]:
+        return [o for o in self.operators.values() if o.ori == ori]
+
+    def representative(self, ori: str) -> Optional[Operator]:
+        """The agency's LEDS representative (registry ``representative = true``), or None."""
+        return next((o for o in self.operators.values() if o.ori == ori and o.representative), None)
+
+    def guide_problem(self, operator: Operator, level: str) -> Optional[str]:
+        """Why a training guide at ``level`` may not be issued to ``operator`` now (None when it may).
+
+        The LEDS representative rule (OAR 257-015-0050 (5), PROTOCOL.md 11): the agency's
+        representative must hold the highest training level of anyone in the agency
+        (counting the level this guide is for) before a guide is issued to anyone else.
+        """
+        ori = operator.ori
+        others = [o for o in self.operators_of(ori) if o.id != operator.id]
+        if operator.representative:
+            higher = [o for o in others if LEVEL_RANK[o.level] > LEVEL_RANK[level]]
+            if higher:
+                return (f"LEDS REPRESENTATIVE {operator.id} MUST HOLD THE HIGHEST TRAINING LEVEL IN {ori}: "
+                        f"{higher[0].id} IS {higher[0].level.upper()}")
+            return None
+        rep = self.representative(ori)
+        if rep is None:
+            return (f"AGENCY {ori} HAS NO LEDS REPRESENTATIVE - A TRAINING GUIDE CAN BE ISSUED TO ITS "
+                    f"REPRESENTATIVE ONLY")
+        if not rep.trained:
+            return (f"LEDS REPRESENTATIVE {rep.id} OF {ori} HAS NOT COMPLETED TRAINING - NO GUIDE CAN BE "
+                    f"ISSUED TO ANYONE ELSE IN THE AGENCY")
+        highest = max([LEVEL_RANK[level], *(LEVEL_RANK[o.level] for o in others if o.id != rep.id)])
+        if LEVEL_RANK[rep.level] < highest:
+            return (f"LEDS REPRESENTATIVE {rep.id} OF {ori} IS TRAINED TO {rep.level.upper()} AND MUST FIRST "
+                    f"HOLD {LEVELS[highest].upper()}, THE HIGHEST LEVEL IN THE AGENCY")
+        return None
+
+    def with_training(self, operator_id: str, event: str, day: dt.date, level: Optional[str] = None,
+                      today: Optional[dt.date] = None) -> "Registry":
+        """Record a training guide issued or a training completed (``lems operator training``,
+        the console's ``training``); TrainingError says why it cannot be."""
+        operator = self.operators.get(operator_id.upper())
+        if operator is None:
+            raise TrainingError(f"NO OPERATOR {operator_id.upper()}")
+        level = (level or operator.level).lower()
+        if level not in LEVELS:
+            raise TrainingError(f"LEVEL MUST BE ONE OF {', '.join(l.upper() for l in LEVELS)}")
+        if event not in TRAINING_EVENTS:
+            raise TrainingError(f"SAY WHAT HAPPENED: {' OR '.join(e.upper() for e in TRAINING_EVENTS)}")
+        if today is not None and day > today:
+            raise TrainingError(f"{day.isoformat()} IS IN THE FUTURE (SWITCH DATE {today.isoformat()})")
+        if event == "issued":
+            problem = self.guide_problem(operator, level)
+            if problem:
+                raise TrainingError(problem)
+            # A first guide sets the level trained to; an operator already trained keeps the
+            # level it holds until the new training is completed.
+            new = attrs.evolve(operator, guide_issued=day, level=level if not operator.trained else operator.level)
+        else:
+            if operator.guide_issued is None:
+                raise TrainingError(f"NO TRAINING GUIDE ISSUED TO {operator.id} - RECORD THE GUIDE FIRST (issued)")
+            if day < operator.guide_issued:
+                raise TrainingError(f"{day.isoformat()} IS BEFORE THE GUIDE WAS ISSUED "
+                                    f"({operator.guide_issued.isoformat()})")
+            if LEVEL_RANK[level] > LEVEL_RANK[operator.level]:
+                problem = self.guide_problem(operator, level)
+                if problem:
+                    raise TrainingError(problem)
+            elif operator.representative:
+                problem = self.guide_problem(operator, level)
+                if problem:
+                    raise TrainingError(problem)
+            new = attrs.evolve(operator, certified=day, level=level)
+        return self.with_operator(new)
+
     # -- changes (each writes the file that owns it) ----------------------
 
     def with_terminal(self, terminal: Terminal) -> "Registry":
@@ -301,6 +411,7 @@ class Registry:
         if operator.ori not in self.agencies:
             raise RegistryError(f"operator {operator.id}: unknown agency {operator.ori}")
         new = attrs.evolve(self, operators={**self.operators, operator.id: operator})
+        new.check()
         new.save("operator")
         return new
 

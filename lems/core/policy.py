@@ -22,6 +22,10 @@ LEVEL_RANK = {"inquiry": 0, "entry": 1, "full": 2}
 # 60 days from the training guide's issue to be certified.
 CERTIFICATION_YEARS = 2
 GUIDE_DAYS = 60
+# The training guide is issued within 10 days of the operator's first sign-on (PROTOCOL.md 11).
+ISSUE_DAYS = 10
+GUIDE_NOT_ISSUED = "TRAINING GUIDE NOT ISSUED"
+NOT_COMPLETED = "TRAINING NOT COMPLETED"
 # Notice of termination, or the signing official leaving, ends an agreement 30 days later.
 AGREEMENT_TAIL_DAYS = 30
 DMV_PURPOSES = "ABCDEFGHI"
@@ -35,9 +39,13 @@ def _years_after(day: dt.date, years: int) -> dt.date:
 
 
 class Policy:
-    def __init__(self, settings: Settings, clock: Any) -> None:
+    def __init__(self, settings: Settings, clock: Any,
+                 first_signon: Optional[Callable[[str], Optional[dt.date]]] = None) -> None:
         self.settings = settings
         self.clock = clock
+        # An operator's first sign-on date (the store's; the switch passes it): the training
+        # guide's 10 days run from it.
+        self.first_signon = first_signon or (lambda operator_id: None)
 
     def local_now(self) -> dt.datetime:
         return self.clock.now().astimezone(self.settings.timezone)
@@ -91,7 +99,37 @@ class Policy:
     def certification_expires(self, operator: Operator) -> Optional[dt.date]:
         return _years_after(operator.certified, CERTIFICATION_YEARS) if operator.certified else None
 
-    def operator_problem(self, operator: Operator, today: Optional[dt.date] = None) -> Optional[str]:
+    # -- training (PROTOCOL.md 11) --------------------------------------------------------
+
+    def training_deadline(self, operator: Operator, first_signon: Optional[dt.date],
+                          today: dt.date) -> Optional[tuple[str, dt.date]]:
+        """The training deadline the operator is running against: (what, last day allowed), or None
+        when the operator is trained.  No guide yet: 10 days from the first sign-on (today when
+        this is the first); a guide issued and not completed: 60 days from its issue."""
+        if operator.in_training:
+            assert operator.guide_issued is not None
+            return NOT_COMPLETED, operator.guide_issued + dt.timedelta(days=GUIDE_DAYS)
+        if operator.guide_issued is None and operator.certified is None:
+            return GUIDE_NOT_ISSUED, (first_signon or today) + dt.timedelta(days=ISSUE_DAYS)
+        return None
+
+    def training_problem(self, operator: Operator, first_signon: Optional[dt.date],
+                         today: Optional[dt.date] = None) -> Optional[str]:
+        """Why the operator may not sign on (``.20.``): a training deadline has passed."""
+        today = today or self.today()
+        deadline = self.training_deadline(operator, first_signon, today)
+        if deadline is None or today <= deadline[1]:
+            return None
+        what, last = deadline
+        if what == GUIDE_NOT_ISSUED:
+            return (f"{GUIDE_NOT_ISSUED} WITHIN {ISSUE_DAYS} DAYS OF FIRST SIGN-ON "
+                    f"{(first_signon or today).isoformat()} (DUE {last.isoformat()})")
+        assert operator.guide_issued is not None
+        return (f"{NOT_COMPLETED} WITHIN {GUIDE_DAYS} DAYS OF THE GUIDE'S ISSUE "
+                f"{operator.guide_issued.isoformat()} (DUE {last.isoformat()})")
+
+    def operator_problem(self, operator: Operator, today: Optional[dt.date] = None,
+                         first_signon: Optional[dt.date] = None) -> Optional[str]:
         today = today or self.today()
         if operator.status != "active":
             return f"OPERATOR {operator.id} IS {operator.status.upper()}"
@@ -99,26 +137,35 @@ class Policy:
             return f"NO BACKGROUND CHECK ON FILE FOR OPERATOR {operator.id}"
         expires = self.certification_expires(operator)
         if expires is None:
-            issued = operator.guide_issued
-            if issued is None or today > issued + dt.timedelta(days=GUIDE_DAYS):
+            if first_signon is None:
+                first_signon = self.first_signon(operator.id)
+            # Never certified: allowed while a training deadline runs (the guide's 10 days from
+            # the first sign-on, then the 60 days from its issue), refused after it.
+            deadline = self.training_deadline(operator, first_signon, today)
+            if deadline is None or today > deadline[1]:
                 return f"OPERATOR {operator.id} NOT CERTIFIED"
         elif today >= expires:
             return f"OPERATOR {operator.id} CERTIFICATION EXPIRED {expires.isoformat()}"
         return None
 
-    def signon_warnings(self, agency: Agency, operator: Operator) -> list[str]:
+    def signon_warnings(self, agency: Agency, operator: Operator,
+                        first_signon: Optional[dt.date] = None) -> list[str]:
         today, days = self.today(), self.settings.warn_days
         out = [f"WARNING - {w}" for w in self.agreement_due(agency, today, days)]
-        problem = self.operator_problem(operator, today)
+        problem = self.operator_problem(operator, today, first_signon)
         if problem:
             out.append(f"WARNING - {problem} - TRANSACTIONS WILL BE REFUSED")
         else:
             expires = self.certification_expires(operator)
             if expires is not None and expires <= today + dt.timedelta(days=days):
                 out.append(f"WARNING - OPERATOR CERTIFICATION EXPIRES {expires.isoformat()}")
-            elif expires is None and operator.guide_issued is not None:
-                due = operator.guide_issued + dt.timedelta(days=GUIDE_DAYS)
-                out.append(f"WARNING - OPERATOR MUST BE CERTIFIED BY {due.isoformat()}")
+        deadline = self.training_deadline(operator, first_signon, today)
+        if deadline is not None and deadline[1] <= today + dt.timedelta(days=days):
+            what, last = deadline
+            if what == GUIDE_NOT_ISSUED:
+                out.append(f"WARNING - TRAINING GUIDE MUST BE ISSUED BY {last.isoformat()}")
+            else:
+                out.append(f"WARNING - TRAINING MUST BE COMPLETED BY {last.isoformat()}")
         return out
 
     # -- the rules -------------------------------------------------------------------------

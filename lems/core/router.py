@@ -20,6 +20,7 @@ from lems.traffic.inquiry import Inquiry
 from lems.traffic.maintenance import Maintenance
 from lems.traffic.nlets import NletsInquiry
 from lems.traffic.routes import RouteError, RouteTable, Routing, load_handlers
+from lems.traffic.validation import Validation
 
 __all__ = ["RouteError", "RouteTable", "Router"]
 
@@ -38,6 +39,8 @@ class Router:
         self.delivery = routing.courier
         self.hits = HitConfirmation(routing)
         inquiry, maintenance = Inquiry(routing), Maintenance(routing)
+        # Record validation (PROTOCOL.md 11): VCL, and VLN on any modify; its lists are scheduled jobs.
+        self.validation = Validation(routing)
         # (name, takes(spec, mke), step): the first that takes the message answers it.
         self.steps: list[tuple[str, Callable[[Any, str], bool], Step]] = [
             ("hit confirmation", lambda spec, mke: spec.category == "hit-confirmation", self.hits),
@@ -45,8 +48,9 @@ class Router:
             ("nlets inquiry", lambda spec, mke: spec.family == "nlets" and spec.action == "inquiry",
              NletsInquiry(routing)),
             ("inquiry", lambda spec, mke: spec.action == "inquiry" and inquiry.takes(mke), inquiry),
+            ("validation", lambda spec, mke: self.validation.takes(spec), self.validation),
             ("maintenance", lambda spec, mke: spec.action in MAINTENANCE_ACTIONS and maintenance.takes(spec),
-             maintenance),
+             self.validation.validating(maintenance)),
         ]
 
     @classmethod

@@ -29,6 +29,7 @@ from lems.core.router import Router
 from lems.core.schedule import Scheduler
 from lems.core.session import PendingSignOn, Session, Step
 from lems.store import Retention, Store
+from lems.store import training as training_store
 from lems.traffic.delivery import QueueFull
 from lems.wire import framing, secrets
 from lems.wire.codec import Codec
@@ -88,7 +89,7 @@ class Switch:
         # One writer of the journal: the router's steps and the sessions share it.
         self.trail = router.routing.trail
         self.journal = self.trail.journal
-        self.policy = Policy(settings, clock)
+        self.policy = Policy(settings, clock, lambda operator_id: training_store.first_signon(store.conn, operator_id))
         # [audit] retention_days: the journal pruned once a switch-clock day, never below the floor.
         self.retention = Retention(store, settings.retention_days, clock, journal=self.journal)
         self.hub = Hub()
@@ -245,7 +246,10 @@ class Switch:
                 return self._sign_on(session, inp)
             if step is Step.SIGN_OFF:
                 return self._sign_off(session, inp)
-            operator = self.interface_operator(session, inp.opr) if step is Step.INTERFACE else session.operator
+            # The operator as the registry in force says now: a training or level recorded while
+            # the operator is signed on counts from the next input (PROTOCOL.md 8).
+            operator = (self.interface_operator(session, inp.opr) if step is Step.INTERFACE
+                        else self.registry.operators.get(session.operator.id, session.operator))
             return self.transact(session, inp, operator, seq)
         except Reject as reject:
             reject.original = secrets.mask(reject.original or inp.text)
@@ -347,10 +351,25 @@ class Switch:
             # The same words whether the id exists, the password was wrong or the OTP was.
             raise Reject(".20.", "SIGN-ON REJECTED")
         self._save_operator_state(key, [], False)
+        first = self._training_checked(session, operator)
         self.audit("security", session, event="SIGN-ON", operator=operator_id, outcome="OK")
         lines = [f"SIGN-ON ACCEPTED {operator.id} {ori} TERMINAL {session.terminal.id}"]
-        lines += self.policy.signon_warnings(self.registry.agencies[operator.ori], operator)
+        lines += self.policy.signon_warnings(self.registry.agencies[operator.ori], operator, first)
         return operator, lines
+
+    def _training_checked(self, session: Optional[Session], operator: Operator) -> dt.date:
+        """PROTOCOL.md 11: refuse (.20.) an operator past a training deadline, else keep the first
+        sign-on (the guide's 10 days run from it); the first sign-on's date."""
+        today = self.policy.today()
+        first = training_store.first_signon(self.store.conn, operator.id)
+        problem = self.policy.training_problem(operator, first, today)
+        if problem:
+            self.audit("security", session, event="SIGN-ON REFUSED, TRAINING", operator=operator.id,
+                       outcome=".20.", text=problem)
+            raise Reject(".20.", f"SIGN-ON REJECTED - {problem}")
+        if first is None:
+            first = training_store.note_signon(self.store.write(), operator.id, today)
+        return first
 
     def _operator_state(self, operator_id: str) -> dict[str, Any]:
         row = self.store.conn.execute("SELECT failures, locked FROM operator_state WHERE operator = ?",
@@ -395,6 +414,8 @@ class Switch:
             raise Reject(".20.", f"OPERATOR {operator_id} NOT VALID FOR TERMINAL {session.terminal.id}")
         if operator.status != "active" or self._operator_state(operator_id)["locked"]:
             raise Reject(".20.", f"OPERATOR {operator_id} IS NOT IN GOOD STANDING")
+        if not operator.trained:  # a trained operator has no deadline: no store read on every input
+            self._training_checked(session, operator)
         return operator
 
     # -- the transaction chain ------------------------------------------------------

@@ -42,7 +42,7 @@ from lems.wire.message import Record
 # The state file and the national file; any other record set is a state code.
 STATE_SETS = ("LEDS", "NCIC")
 
-STATUSES = frozenset({"active", "located", "cleared", "cancelled"})
+STATUSES = frozenset({"active", "located", "cleared", "cancelled", "retired"})  # retired: not validated in time
 # A located record stays on file until the entering agency clears it.
 ON_FILE = frozenset({"active", "located"})
 

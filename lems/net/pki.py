@@ -460,6 +460,23 @@ def server_context_factory(pki: Pki, *, min_tls: str = "1.2") -> Any:
     ))
 
 
+def web_context_factory(pki: Pki, *, min_tls: str = "1.2") -> Any:
+    """Like ``server_context_factory`` (the switch certificate, the same versions, suites and
+    groups) but without client certificates: the dealers' HTTPS interface (PROTOCOL.md 10),
+    whose clients authenticate with an API key instead."""
+    from twisted.internet import ssl
+
+    if not pki.exists():
+        raise PkiError(f"{pki.directory}: no CA and switch certificate here")
+    server = _private_certificate(*pki.server_paths())
+    return _groups(ssl.CertificateOptions(
+        privateKey=server.privateKey.original.to_cryptography_key(),
+        certificate=server.original.to_cryptography(),
+        raiseMinimumTo=_tls_version(min_tls),
+        acceptableCiphers=_acceptable_ciphers(),
+    ))
+
+
 def client_context_from_paths(ca_path: Union[str, Path], cert_path: Optional[Union[str, Path]],
                               key_path: Optional[Union[str, Path]], *, hostname: str = "localhost",
                               min_tls: str = "1.2") -> Any:

@@ -6,6 +6,7 @@
       one SSLServer per terminal listener (conf/ [[listener]])
       terminal sessions: on stop, closes every session with a notice and hangs up
       console: the administrators' SSH console (lems.net.console_server)
+      dealer: the firearms dealers' HTTPS interface and portal (lems.net.dealer_web, [dealer])
       tick: a TimerService calling ``switch.tick()`` every second
 
 Stopping the tree stops the children in the reverse order (tick, console,
@@ -62,7 +63,7 @@ def _bound_port(server: internet.SSLServer) -> int:
 class Service(service.MultiService):
     def __init__(self, home: Path, clock: Any = None, reactor: Any = None, port: Optional[int] = None,
                  console_port: Optional[int] = None, capture: Optional[Path] = None,
-                 host: Optional[str] = None) -> None:
+                 host: Optional[str] = None, dealer_port: Optional[int] = None) -> None:
         super().__init__()
         if reactor is None:
             from twisted.internet import reactor as default_reactor
@@ -73,6 +74,9 @@ class Service(service.MultiService):
         self.port_override = port
         self.host_override = host
         self.console_port = console_port
+        self.dealer_port_override = dealer_port
+        self.dealer: Optional[internet.SSLServer] = None  # the dealer listener once started
+        self.dealer_port: Optional[int] = None
         self.capture = capture
         self.log = structlog.get_logger("lems.net.service")
         # Certificates are checked by OpenSSL against the system's time, never the emulated one.
@@ -112,16 +116,22 @@ class Service(service.MultiService):
         TerminalSessions(self).setServiceParent(self)
         self.console = ConsoleService(self, *self._console_address())
         self.console.setServiceParent(self)
+        self._dealer_listener()
         self.startService()
         bound = {name: _bound_port(server) for name, server in self.listeners.items()}
-        self.switch.audit("security", None, event="SWITCH START", text=" ".join(f"{k}:{v}" for k, v in bound.items()))
+        if self.dealer is not None:
+            self.dealer_port = _bound_port(self.dealer)
+        self.switch.audit("security", None, event="SWITCH START", text=" ".join(
+            f"{k}:{v}" for k, v in {**bound, **({"dealer": self.dealer_port} if self.dealer_port else {})}.items()))
         self.store.commit()
         # Last, so SWITCH START is journaled before the first tick (a TimerService ticks as it starts).
         ticker = internet.TimerService(TICK_SECONDS, self.tick)
         ticker.clock = self.reactor
         ticker.setName("tick")
         ticker.setServiceParent(self)
-        self.log.info("switch listening", home=str(self.home), **bound)
+        if self.dealer_url is not None:
+            self.web.server_url = self.dealer_url
+        self.log.info("switch listening", home=str(self.home), dealer=self.dealer_port, **bound)
         self._announce(bound)
         return bound
 
@@ -132,7 +142,36 @@ class Service(service.MultiService):
         console = None
         if self.console is not None and self.console.port is not None:
             console = {"host": self.console.listen_on[1], "port": self.console.port}
+        if self.dealer_port is not None:
+            listeners["dealer"] = {"host": self.dealer_host, "port": self.dealer_port, "framing": "https"}
         self.running_instance = running.write(self.home, listeners, console)
+
+    @property
+    def dealer_host(self) -> str:
+        return self.host_override or self.settings.dealer.host
+
+    def _dealer_listener(self) -> None:
+        """The dealers' HTTPS interface (PROTOCOL.md 10): --dealer-port, else [dealer] port; a switch
+        whose terminal listeners are on free ports (``--port 0``) puts it on a free port too."""
+        from lems.net import dealer_web
+
+        port = self.dealer_port_override
+        if port is None:
+            port = 0 if self.port_override == 0 else self.settings.dealer.port
+        host = self.dealer_host
+        self.web = dealer_web.DealerInterface(self.switch)
+        site = dealer_web.DealerSite(self.web, self.settings.dealer.max_body_bytes)
+        self.dealer = internet.SSLServer(port, site, pki_mod.web_context_factory(self.pki), interface=host,
+                                         reactor=self.reactor)
+        self.dealer.setName("dealer")
+        self.dealer.setServiceParent(self)
+
+    @property
+    def dealer_url(self) -> Optional[str]:
+        if self.dealer_port is None:
+            return None
+        host = self.dealer_host
+        return f"https://{'[' + host + ']' if ':' in host else host}:{self.dealer_port}"
 
     def _console_address(self) -> tuple[int, str]:
         """--console-port, else the [console] port; a switch whose terminal listeners were put on free

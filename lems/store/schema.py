@@ -236,6 +236,73 @@ CREATE TABLE record_meta (
 );
 """
 
+# Firearms instant checks (PROTOCOL.md 10, lems.core.fics): one row per check, kept
+# [dealer] retention_days, and the counters that number transactions (per year) and
+# approvals (never reused, also after a purge).
+DEALER_CHECKS = """
+CREATE TABLE fics_check (
+    txn TEXT PRIMARY KEY,            -- F<CCYY>-<6 digits>
+    dealer TEXT NOT NULL,            -- D + 7 digits
+    dealer_reference TEXT NOT NULL,
+    status TEXT NOT NULL,            -- approved | denied | pending
+    approval_number TEXT UNIQUE,     -- approved checks only, unique across all checks
+    received TEXT NOT NULL,          -- UTC ISO 8601, switch time
+    decided TEXT,                    -- UTC ISO 8601 of the decision (NULL while pending)
+    decided_by TEXT,                 -- SWITCH, or the examiner's console name
+    estimated_completion TEXT,       -- UTC ISO 8601, once pending past [dealer] pending_minutes
+    firearms INTEGER NOT NULL,
+    buyer TEXT NOT NULL,             -- the buyer as submitted (JSON), for examiners
+    guns TEXT NOT NULL,              -- the firearms as submitted (JSON)
+    reasons TEXT NOT NULL            -- what the searches found (JSON), for examiners only
+);
+CREATE INDEX fics_check_dealer ON fics_check (dealer, status, received);
+CREATE INDEX fics_check_received ON fics_check (received);
+CREATE TABLE fics_counter (
+    name TEXT PRIMARY KEY,           -- "txn <CCYY>" or "approval"
+    last INTEGER NOT NULL
+);
+"""
+
+# Record validation and operator training (PROTOCOL.md 11, lems.traffic.validation and
+# lems.store.training): validation state by NIC, the lists sent, and each operator's first sign-on.
+VALIDATION_TRAINING = """
+CREATE TABLE validation_record (
+    nic TEXT PRIMARY KEY,
+    ori TEXT NOT NULL,            -- the entering agency
+    validated TEXT,               -- YYYY-MM-DD (switch local date) of the last validation
+    validated_by TEXT,            -- VLN: the person who validated it
+    how TEXT,                     -- MODIFY <MKE> or VCL <list id>
+    list_id TEXT,                 -- the last validation list that named it
+    retired TEXT                  -- UTC ISO when it was retired, not validated in time
+);
+CREATE TABLE validation_list (
+    list_id TEXT PRIMARY KEY,     -- VL000001 ...
+    ori TEXT NOT NULL,
+    sent TEXT NOT NULL,           -- UTC ISO switch time the list went out
+    certify_by TEXT NOT NULL,     -- YYYY-MM-DD: records not validated by then are retired
+    certified TEXT,               -- UTC ISO of the VCL that certified it
+    certified_by TEXT,            -- its VLN
+    closed TEXT,                  -- UTC ISO when its deadline was processed (records retired)
+    text TEXT NOT NULL            -- the list as sent (first frame and those after it)
+);
+CREATE INDEX validation_list_ori ON validation_list (ori, sent);
+CREATE TABLE validation_item (
+    list_id TEXT NOT NULL,
+    nic TEXT NOT NULL,
+    file TEXT NOT NULL,
+    record_set TEXT NOT NULL,
+    mke TEXT NOT NULL,
+    oca TEXT NOT NULL,
+    ident TEXT NOT NULL,          -- the record's main identifier, MFC/value
+    PRIMARY KEY (list_id, nic)
+);
+CREATE INDEX validation_item_nic ON validation_item (nic);
+CREATE TABLE operator_training (
+    operator TEXT PRIMARY KEY,
+    first_signon TEXT NOT NULL    -- YYYY-MM-DD (switch local date): the 10-day guide deadline runs from it
+);
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     ("0001_core", CORE),
     ("0002_journal", JOURNAL),
@@ -248,6 +315,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     ("0009_switch_clock", SWITCH_CLOCK),
     ("0010_schedule_run", SCHEDULE_RUN),
     ("0011_records", RECORDS),
+    ("0013_dealer_checks", DEALER_CHECKS),
+    ("0014_validation_training", VALIDATION_TRAINING),
 )
 
 RENAMED = {

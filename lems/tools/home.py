@@ -136,7 +136,14 @@ def _refresh_dates(registry: Registry, today: dt.date) -> Registry:
     for agency in list(registry.agencies.values()):
         agreement = attrs.evolve(agency.agreement, signed=today - days(60), review_due=today + days(300))
         registry = registry.with_agency(attrs.evolve(agency, agreement=agreement))
+    # Training (PROTOCOL.md 11): every demo operator completed it at its level, current for
+    # about 21 more months; an agency whose operators name no LEDS representative gets its
+    # first operator listed as one (appendix A).
+    represented = {o.ori for o in registry.operators.values() if o.representative}
     for op in list(registry.operators.values()):
+        representative = op.representative or op.ori not in represented
+        represented.add(op.ori)
         registry = registry.with_operator(attrs.evolve(
-            op, guide_issued=today - days(120), certified=today - days(90), background_check=today - days(150)))
+            op, guide_issued=today - days(120), certified=today - days(90), background_check=today - days(150),
+            representative=representative))
     return registry

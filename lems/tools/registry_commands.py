@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import argparse
 
+import attrs
+
 from lems.base.registry import LEVELS, TERMINAL_TYPES
 from lems.tools.args import EXIT_OK, add_home, fail, home_of
 
@@ -30,6 +32,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     q.add_argument("--level", required=True, choices=LEVELS)
     q.add_argument("--password", required=True)
     q.add_argument("--totp", help="base32 TOTP secret to enrol the operator in two-factor sign-on")
+    q.add_argument("--training", choices=("completed", "issued", "none"), default="completed",
+                   help="training on record (PROTOCOL.md 11): completed today (the default), guide issued "
+                        "today, or none yet (the guide is then due 10 days after the first sign-on)")
+    q.add_argument("--representative", action="store_true",
+                   help="the agency's LEDS representative (the first operator of an agency becomes it anyway)")
+    # `lems operator training OPERATOR issued|completed [--level L] [--date CCYYMMDD]`
+    operator_actions = q._lems_group_actions  # type: ignore[attr-defined]
+    t = operator_actions.add_parser("training", help="record an operator's training guide issued or training "
+                                                     "completed (PROTOCOL.md 11; the LEDS representative rule holds)")
+    t.add_argument("operator")
+    t.add_argument("event", choices=("issued", "completed"))
+    t.add_argument("--level", choices=LEVELS, help="the training level (default: the operator's own)")
+    t.add_argument("--date", help="CCYYMMDD (default: today on the switch clock)")
+    add_home(t)
+    t.set_defaults(func=operator_training)
 
 
 def _one_action(subparsers: argparse._SubParsersAction, group: str, group_help: str, action: str,
@@ -38,6 +55,7 @@ def _one_action(subparsers: argparse._SubParsersAction, group: str, group_help: 
     p = subparsers.add_parser(group, help=group_help)
     actions = p.add_subparsers(dest=f"{group}_command", required=True, metavar="ACTION")
     q = actions.add_parser(action, help=action_help)
+    q._lems_group_actions = actions  # type: ignore[attr-defined]  # more actions of the group (operator training)
     q.add_argument(subject)
     add_home(q)
     q.set_defaults(func=handler)
@@ -168,12 +186,20 @@ def operator_add(args: argparse.Namespace) -> int:
     if credentials.reused(args.password, previous[:credentials.HISTORY]):
         return fail(f"password refused: a password is none of the operator's previous "
                     f"{credentials.HISTORY} passwords")
-    today = dt.date.today()
+    today = switch_today(args)
+    ori = args.ori.upper()
     try:
-        operator = Operator.from_dict({
-            "id": oid, "ori": args.ori, "level": args.level, "password": credentials.hash_password(args.password),
-            "certified": today.isoformat(), "guide_issued": today.isoformat(),
-            "background_check": today.isoformat(), "totp": args.totp or ""}, "command line")
+        if old is not None:  # a new password (or level, or TOTP): the training on record stays
+            operator = attrs.evolve(old, ori=ori, level=args.level, password=credentials.hash_password(args.password),
+                                    totp=args.totp if args.totp is not None else old.totp,
+                                    representative=old.representative or args.representative)
+            training = "kept"
+        else:
+            operator, training = _new_operator(registry, oid, ori, args, today, credentials.hash_password(args.password))
+        if operator.representative:
+            rep = registry.representative(ori)
+            if rep is not None and rep.id != oid:
+                return fail(f"{ori} already has a LEDS representative, {rep.id}")
         registry.with_operator(operator)
     except RegistryError as exc:
         return fail(str(exc))
@@ -181,8 +207,78 @@ def operator_add(args: argparse.Namespace) -> int:
         history[oid] = previous[:credentials.HISTORY]
         _save_history(history_path, history)
     _announce(args, f"OPERATOR {oid} {'CHANGED' if old is not None else 'ADDED'}")
-    print(f"registered operator {oid} ({operator.ori} {operator.level}), certified and background-checked today")
+    print(f"registered operator {oid} ({operator.ori} {operator.level}), {training}, background-checked today"
+          + ("; LEDS representative of " + operator.ori if operator.representative else ""))
     return EXIT_OK
+
+
+def _new_operator(registry, oid: str, ori: str, args: argparse.Namespace, today, password_hash: str):
+    """A new operator with its training set sensibly: completed (certified) today unless told
+    otherwise; the agency's first operator is its LEDS representative; a guide the LEDS
+    representative rule forbids is not recorded (the operator then has 10 days from its first
+    sign-on), and the line printed says so."""
+    from lems.base.registry import Operator
+
+    representative = args.representative or registry.representative(ori) is None
+    base = Operator.from_dict({"id": oid, "ori": ori, "level": args.level, "password": password_hash,
+                               "background_check": today.isoformat(), "totp": args.totp or "",
+                               "representative": representative}, "command line")
+    if args.training == "none":
+        return base, "no training on record yet (guide due 10 days after the first sign-on)"
+    problem = registry.guide_problem(base, base.level) if base.ori in registry.agencies else None
+    if problem:
+        return base, f"NO TRAINING RECORDED: {problem}"
+    if args.training == "issued":
+        return attrs.evolve(base, guide_issued=today), "training guide issued today (complete it within 60 days)"
+    return attrs.evolve(base, guide_issued=today, certified=today), "training completed (certified) today"
+
+
+def switch_today(args: argparse.Namespace):
+    """Today's date on the home's switch clock, in the switch's time zone: the emulated clock's
+    offset kept in the store counts (PROTOCOL.md 8), so dates agree with the running switch."""
+    from lems.base.conf import Settings
+    from lems.store import Store, switch_time
+
+    settings = Settings.load(home_of(args))
+    store = Store.open(settings.store_path)
+    try:
+        clock = switch_time.switch_clock(store.conn, settings.clock.adjustable)
+        return clock.now().astimezone(settings.timezone).date()
+    finally:
+        store.close()
+
+
+def operator_training(args: argparse.Namespace) -> int:
+    """``lems operator training OPERATOR issued|completed [--level L] [--date CCYYMMDD]``."""
+    import datetime as dt
+
+    from lems.base.registry import TrainingError
+
+    registry, _ = _registry_and_pki(args)
+    today = switch_today(args)
+    day = today
+    if args.date is not None:
+        try:
+            day = dt.datetime.strptime(args.date, "%Y%m%d").date()
+        except ValueError:
+            return fail(f"--date {args.date!r} is not a date CCYYMMDD")
+    oid = args.operator.upper()
+    try:
+        registry = registry.with_training(oid, args.event, day, args.level, today=today)
+    except TrainingError as exc:
+        return fail(f"refused: {exc}")
+    operator = registry.operators[oid]
+    _announce(args, f"OPERATOR {oid} TRAINING {args.event.upper()} {day.isoformat()}")
+    print(training_line(operator))
+    return EXIT_OK
+
+
+def training_line(operator) -> str:
+    """One operator's training as `lems operator training` and the console print it."""
+    return (f"operator {operator.id} ({operator.ori}) level {operator.level}: guide issued "
+            f"{operator.guide_issued.isoformat() if operator.guide_issued else '-'}, training completed "
+            f"{operator.certified.isoformat() if operator.certified else '-'}"
+            + (" - LEDS representative" if operator.representative else ""))
 
 
 # The hashes of operators' previous passwords (for the reuse rule), kept beside the store.

@@ -14,6 +14,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--port", type=int, help="port of the terminal listener (0: any free port)")
     p.add_argument("--host", help="listen on this address instead of the configured one")
     p.add_argument("--console-port", type=int, help="port of the SSH console")
+    p.add_argument("--dealer-port", type=int, help="port of the dealers' HTTPS interface (0: any free port)")
     p.add_argument("--capture", help="record every frame to FILE (JSON Lines, PROTOCOL.md 7)")
     p.set_defaults(func=run)
 
@@ -28,7 +29,8 @@ def run(args: argparse.Namespace) -> int:
     _owner_only(home, Path(args.capture) if args.capture else None)
     try:
         service = Service(home, port=args.port, console_port=args.console_port,
-                          capture=Path(args.capture) if args.capture else None, host=args.host)
+                          capture=Path(args.capture) if args.capture else None, host=args.host,
+                          dealer_port=args.dealer_port)
     except Exception as exc:  # a bad home is reported, not a traceback
         return fail(f"cannot start the switch on {home}: {exc}")
     log.configure(service.settings.log_path, echo=True)
@@ -45,6 +47,9 @@ def run(args: argparse.Namespace) -> int:
         console_host = args.host or service.settings.console_host
         print(f"administrators' console (SSH): {console_host}:{service.console.port}"
               f" (lems console --home {home})", flush=True)
+    if service.dealer_url is not None:
+        print(f"dealer interface (HTTPS): {service.dealer_host}:{service.dealer_port} "
+              f"({service.dealer_url}/fics/ portal, {service.dealer_url}/fics/v1/ API)", flush=True)
     clock_line = _clock_warning(service)
     if clock_line:
         print(clock_line, flush=True)

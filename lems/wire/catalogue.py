@@ -31,7 +31,7 @@ import structlog
 FAMILIES = ("ncic", "nlets", "leds", "control")
 ACTIONS = ("inquiry", "enter", "modify", "cancel", "locate", "clear", "admin", "reply", "control")
 CATEGORIES = ("investigative", "criminal-history", "motor-vehicle", "corrections", "prohibited",
-              "admin", "status", "hit-confirmation", "control")
+              "admin", "status", "hit-confirmation", "control", "validation")
 LEVELS = ("inquiry", "entry", "full")
 FORMATS = ("date", "name", "ori", "nic", "numeric", "alpha", "alnum", "text", "code", "secret")
 REJECT_CODES = (".12.", ".13.", ".22.", ".23.")
