@@ -16,10 +16,12 @@ from typing import Optional, Sequence
 from lems import __version__
 from lems.base.conf import ConfError
 from lems.base.registry import RegistryError
-from lems.tools import admin_console, audit, bench, dealer_cmd, home, ppf_cmd, registry_commands, replay, send, serve, term
+from lems.tools import (admin_console, audit, bench, dealer_cmd, home, ppf_cmd, records_cmd, registry_commands, replay,
+                        send, serve, term)
 from lems.tools.args import fail
 
-COMMANDS = (home, serve, term, send, registry_commands, dealer_cmd, ppf_cmd, audit, replay, bench, admin_console)
+COMMANDS = (home, serve, term, send, registry_commands, dealer_cmd, ppf_cmd, audit, records_cmd, replay, bench,
+            admin_console)
 
 
 def build_parser() -> argparse.ArgumentParser:

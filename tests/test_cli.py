@@ -21,7 +21,8 @@ from pathlib import Path
 import pytest
 
 from lems import cli
-from lems.tools import admin_console, audit, bench, dealer_cmd, home, ppf_cmd, registry_commands, replay, send, serve, term
+from lems.tools import (admin_console, audit, bench, dealer_cmd, home, ppf_cmd, records_cmd, registry_commands, replay,
+                        send, serve, term)
 
 PASSWORD = "LemsDemo#2026"
 QW = "QW.OR9990100.NAM/DOE, JOHN Q.DOB/19800101"
@@ -111,6 +112,11 @@ DOCUMENTED = [
      {"no_echo": True, "mix": "qw-hit=3,qw-nohit=3,qv=2,qg=1,hbt=1,ew=1"}),
     ("bench --terminals 10 --rate 1000 --records 10000 --json b.json --profile p.prof --keep-home", bench.run,
      {"rate": 1000.0, "records": 10000, "json": "b.json", "profile": "p.prof", "keep_home": True}),
+    ("bench --connections 10000 --heartbeat 30 --seconds 60 --no-echo", bench.run,
+     {"connections": 10000, "heartbeat": 30.0, "seconds": 60.0}),
+    ("records import --home demo", records_cmd.run_import, {"home": "demo", "force": False}),
+    ("records import --home demo --force", records_cmd.run_import, {"force": True}),
+    ("records status --home demo", records_cmd.run_status, {"home": "demo"}),
     ("serve --home demo --dealer-port 0", serve.run, {"dealer_port": 0, "home": "demo"}),
     ("dealer add D0000002 --ffl 9-93-999-01-2A-00002 --name 'TEST SHOP' --home demo", dealer_cmd.dealer_add,
      {"dealer": "D0000002", "ffl": "9-93-999-01-2A-00002", "name": "TEST SHOP", "home": "demo"}),

@@ -284,7 +284,9 @@ def test_add_replace_remove():
     index.replace(attrs.evolve(renamed, status="cancelled"))
     assert index.search({"SOC": "999110009"}) == []
     assert index.remove("W000100001").status == "cancelled"
-    assert len(index) == 0 and index._numbers == {} and index._names == {}
+    assert len(index) == 0
+    # No search key is left behind in the store.
+    assert index.records.conn.execute("SELECT COUNT(*) FROM record_key").fetchone()[0] == 0
     with pytest.raises(KeyError):
         index.remove("W000100001")
     with pytest.raises(KeyError):
@@ -401,3 +403,26 @@ def test_search_touches_only_its_buckets(file, asks):
             # Buckets are tiny and do not grow with a twenty times larger file.
             assert examined(large, asked) <= 12
             assert examined(large, asked) <= examined(small, asked) + 6
+
+
+@given(st.data())
+@settings(max_examples=60, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+def test_one_query_for_many_indexes_agrees_with_each_search(data):
+    """search_many (one SQL query per inquiry, as a QW uses) gives each index what its own search gives."""
+    files = RecordFiles(CATALOGUE)
+    homes = [("wanted", "LEDS"), ("wanted", "NCIC"), ("history", "NCIC"), ("article", "NCIC")]
+    n = 0
+    for file, record_set in homes:
+        for _ in range(data.draw(st.integers(0, 6))):
+            files.add(attrs.evolve(data.draw(records(file, n)), record_set=record_set))
+            n += 1
+    for _ in range(4):
+        asked = data.draw(inquiry())
+        everything = files.search_many(asked)
+        chosen = files.search_many(asked, homes[:2])
+        for file, record_set in homes:
+            index = files.index(file, record_set)
+            expected = index.search(asked)
+            assert everything.get(index) == expected == index.scan(asked), (asked, file, record_set)
+            if (file, record_set) in homes[:2]:
+                assert chosen.get(index) == expected

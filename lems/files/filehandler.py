@@ -34,7 +34,6 @@ entries, locates and clears survive a restart and a reload.
 from __future__ import annotations
 
 import datetime as dt
-import gc
 import itertools
 import json
 import re
@@ -49,15 +48,14 @@ from lems.files.handlers import HandlerContext, HandlerError, NotOnFile, NotYour
 from lems.wire.message import Message, Record
 from lems.files.records import (
     ON_FILE,
-    RecordFileError,
-    load_record_files,
     normalize_number,
-    record_from_json,
     record_to_json,
     validate,
 )
-from lems.files.index import Criteria, RecordFiles, criteria
-from lems.store import record_change
+from lems.files.importer import ImportResult, RecordImportError, sync
+from lems.files.index import RecordFiles, criteria, name_key, number_key
+from lems.files.phonetic import surname_keys
+from lems.store.records import RecordStore
 
 
 # Run-time entries are numbered from here (records.py: demo records stay below).
@@ -88,83 +86,47 @@ class RecordFileHandler:
     def __init__(self, context: HandlerContext) -> None:
         self.context = context
         self.log = structlog.get_logger("lems.files.filehandler")
-        self._asked: tuple[Any, Criteria] = (None, Criteria())  # the last inquiry and its cleaned criteria
-        directory = context.home / "routes" / context.options.get("records", "records")
+        # The last inquiry and its candidates in every file and set (one query per inquiry).
+        self._asked: tuple[Any, Any] = (None, None)
+        routes = context.home / "routes"
+        self.directory = routes / context.options.get("records", "records")
         catalogue = getattr(context.codec, "catalogue", None)
         if catalogue is None:
             raise HandlerError("the record file handler needs the catalogues (context.codec.catalogue)")
         self.catalogue = catalogue
-        try:
-            self.files = RecordFiles(catalogue, load_record_files(directory, catalogue))
-        except (OSError, RecordFileError) as exc:
-            raise HandlerError(str(exc)) from exc
+        store = context.store
+        self.files = RecordFiles(catalogue, store=RecordStore(store) if store is not None else None)
         # NIC letter -> last number given.
         self._last: dict[str, int] = {}
-        # (file, record set) -> {(ORI, codes given, values): NICs}; built on a file's first entry.
-        self._duplicates: dict[tuple[str, str], dict[tuple[str, tuple[str, ...], tuple[str, ...]], set[str]]] = {}
         self._identifiers: dict[str, tuple[str, ...]] = {}
-        # The newest entered_record row and record_change announcement this handler has taken (refresh).
-        self._rows_seen = 0
-        self._changes_seen = 0
-        self._load_entered()
+        self.imported = self._import(routes)
 
-    # -- records another process entered ------------------------------------------------
+    def _import(self, routes: Any) -> ImportResult:
+        """The record files into the store, the ones that changed since the last import only."""
+        store = self.context.store
+        try:
+            result = sync(self.files, self.directory, routes=routes if self.directory.is_relative_to(routes) else None,
+                          commit=store.commit if store is not None else None)
+        except (OSError, RecordImportError) as exc:
+            raise HandlerError(str(exc)) from exc
+        if result.files or result.removed:
+            self.log.info("record files imported", files=len(result.files), removed=len(result.removed),
+                          records=result.records, seconds=round(result.seconds, 3))
+        return result
 
     def refresh(self) -> int:
-        """Take the records another process entered in the store since this handler read it.
-
-        ``lems ppf load`` commits its rows with a ``record_change`` announcement
-        (lems.store.record_change); the running switch calls this every tick and
-        before every PPF message, so a loaded file is found at once.  Only new rows
-        are taken (a loader enters, it does not change records).  Returns how many
-        were taken; one query when nothing was announced.  Once the records live
-        in the store rather than in these indexes, this has nothing left to do.
-        """
-        store = self.context.store
-        if store is None:
-            return 0
-        latest = record_change.latest(store.conn)
-        if latest <= self._changes_seen:
-            return 0
-        self._changes_seen = latest
-        collecting = gc.isenabled()
-        gc.disable()  # a first file brings 100,000 records that all live on: no cycles to look for
-        try:
-            taken = self._take_rows(store)
-        finally:
-            if collecting:
-                gc.enable()
-        return taken
-
-    def _take_rows(self, store: Any) -> int:
-        taken = 0
-        rows = store.conn.execute("SELECT id, nic, record FROM entered_record WHERE id > ? ORDER BY id",
-                                  (self._rows_seen,)).fetchall()
-        for row_id, nic, raw in rows:
-            self._rows_seen = max(self._rows_seen, row_id)
-            try:
-                record = record_from_json(json.loads(raw), self.catalogue)
-            except ValueError as exc:
-                self.log.error("entered record not taken", nic=nic, error=str(exc))
-                continue
-            index = self.files.index(record.file, record.record_set)
-            if index.by_nic(record.nic) is not None:
-                continue  # this handler's own entry, already in its index
-            index.add(record)
-            self._index_duplicate(record)
-            letter, number = record.nic[0], int(record.nic[1:])
-            if number > self._last.get(letter, 0):
-                self._last[letter] = number
-            taken += 1
-        return taken
+        """Nothing to reload: the store is the truth, and every search reads it, so a record
+        another process entered (``lems ppf load``, ``lems records import``) is found at once.
+        Kept for callers that ask (lems.traffic.ppf); returns how many records it took: none."""
+        return 0
 
     # -- inquiry ----------------------------------------------------------------------
 
     def inquire(self, msg: Message, file: str, record_set: str) -> Sequence[Record]:
-        # One QW asks ten indexes (five files, two sets): clean its criteria once.
+        # One QW asks ten indexes (five files, two sets): one query for them all, on the first.
         if self._asked[0] is not msg:
-            self._asked = (msg, criteria(msg.field_map()))
-        return self.files.index(file, record_set).search(self._asked[1])
+            self._asked = (msg, self.files.search_many(criteria(msg.field_map())))
+        return self._asked[1].get(self.files.index(file, record_set))
 
     # -- maintenance (lems.files.handlers.FileHandler) ------------------------------------------
 
@@ -180,7 +142,6 @@ class RecordFileHandler:
         record = attrs.evolve(draft, nic=self._next_nic(letter))
         self._save(record, "enter", msg.ori)
         self.files.index(file, record_set).add(record)
-        self._index_duplicate(record)
         return record
 
     def modify(self, msg: Message, file: str, record_set: str) -> Record:
@@ -246,10 +207,7 @@ class RecordFileHandler:
     def _replace(self, old: Record, new: Record, action: str, ori: str) -> Record:
         validate(new, self.catalogue)
         self._save(new, action, ori)
-        self._unindex_duplicate(old)
         self.files.index(new.file, new.record_set).replace(new)
-        if new.status in ON_FILE:
-            self._index_duplicate(new)
         return new
 
     def _identifiers_of(self, mke: str) -> tuple[str, ...]:
@@ -277,55 +235,37 @@ class RecordFileHandler:
         except (AttributeError, KeyError):
             return ()
 
-    def _duplicate_keys(self, record: Record) -> Iterable[tuple[str, tuple[str, ...], tuple[str, ...]]]:
-        """Every (ORI, fields, values) an entry giving some of the duplicate fields would look up."""
-        numbers = self.catalogue.search_rule(record.file).numbers
-        present = [(code, normalize(code, record.get(code), numbers)) for code in self._duplicate_fields(record.file)]
-        present = [(code, value) for code, value in present if value]
-        for n in range(1, len(present) + 1):
-            for subset in itertools.combinations(present, n):
-                yield record.ori, tuple(c for c, _ in subset), tuple(v for _, v in subset)
-
-    def _duplicate_table(self, file: str, record_set: str) -> dict:
-        key = (file, record_set)
-        table = self._duplicates.get(key)
-        if table is None:  # once per file and set: from then on every change keeps it current
-            table = self._duplicates[key] = {}
-            for record in self.files.index(file, record_set):
-                if record.status in ON_FILE:
-                    for dup in self._duplicate_keys(record):
-                        table.setdefault(dup, set()).add(record.nic)
-        return table
-
     def _duplicate_of(self, draft: Record) -> Record | None:
+        """A record on file from the same ORI whose duplicate fields equal every one the entry gives.
+
+        The candidates come from a search key (a number field among the duplicate
+        fields, else the name and date of birth), read in the store: never a scan."""
         numbers = self.catalogue.search_rule(draft.file).numbers
         given = [(code, normalize(code, draft.get(code), numbers)) for code in self._duplicate_fields(draft.file)]
         given = [(code, value) for code, value in given if value]
         if not given:
             return None
-        table = self._duplicate_table(draft.file, draft.record_set)
-        nics = table.get((draft.ori, tuple(c for c, _ in given), tuple(v for _, v in given)))
-        if not nics:
-            return None
         index = self.files.index(draft.file, draft.record_set)
-        found = [r for r in (index.by_nic(n) for n in nics) if r is not None and r.status in ON_FILE]
+        if index.home is None:
+            return None
+        keys = [number_key(code, normalize_number(draft.get(code) or "")) for code, _ in given if code in numbers]
+        codes = {code for code, _ in given}
+        if not keys and {"NAM", "DOB"} <= codes:
+            dob = draft.get("DOB") or ""
+            keys = [name_key(key, dob) for key in surname_keys(draft.get("NAM") or "")]
+        if keys:
+            rows = [row for _, row in self.files.records.candidates(keys[:1] if keys[0][0] != "~" else keys,
+                                                                    (index.home,))]
+        else:  # no indexed field among them: the ORI's own records of the file
+            rows = self.files.records.by_ori(index.home, draft.ori)
+        found = []
+        for row in rows:
+            if row[4] != draft.ori or row[3] not in ON_FILE:
+                continue
+            record = index._record(row)
+            if all(normalize(code, record.get(code), numbers) == value for code, value in given):
+                found.append(record)
         return min(found, key=lambda r: r.nic) if found else None
-
-    def _index_duplicate(self, record: Record) -> None:
-        table = self._duplicates.get((record.file, record.record_set))
-        if table is not None:
-            for dup in self._duplicate_keys(record):
-                table.setdefault(dup, set()).add(record.nic)
-
-    def _unindex_duplicate(self, record: Record) -> None:
-        table = self._duplicates.get((record.file, record.record_set))
-        if table is not None:
-            for dup in self._duplicate_keys(record):
-                nics = table.get(dup)
-                if nics is not None:
-                    nics.discard(record.nic)
-                    if not nics:
-                        del table[dup]
 
     # -- numbers, dates, cautions -------------------------------------------------------
 
@@ -389,30 +329,6 @@ class RecordFileHandler:
             (record.nic, record.file, record.record_set, record.status,
              json.dumps(record_to_json(record), separators=(",", ":")), action, ori,
              self._now().astimezone(dt.UTC).isoformat()))
-
-    def _load_entered(self) -> None:
-        """Lay the entered and changed records over the record files; read the NIC sequences."""
-        store = self.context.store
-        if store is None:
-            return
-        conn = store.conn
-        for letter, last in conn.execute("SELECT letter, last FROM nic_sequence"):
-            self._last[letter] = int(last)
-        self._changes_seen = record_change.latest(conn)
-        for row_id, nic, raw in conn.execute("SELECT id, nic, record FROM entered_record ORDER BY id"):
-            self._rows_seen = max(self._rows_seen, row_id)
-            try:
-                record = record_from_json(json.loads(raw), self.catalogue)
-            except ValueError as exc:
-                raise HandlerError(f"entered record {nic} in the store cannot be loaded: {exc}") from exc
-            index = self.files.index(record.file, record.record_set)
-            if index.by_nic(record.nic) is None:
-                index.add(record)
-            else:  # a change to a record of the record files
-                index.replace(record)
-            letter, number = record.nic[0], int(record.nic[1:])
-            if number >= FIRST_NUMBER and number > self._last.get(letter, 0):
-                self._last[letter] = number
 
 
 def _changed(fields: Sequence[tuple[str, str]], changes: Sequence[tuple[str, str]]) -> tuple[tuple[str, str], ...]:

@@ -129,6 +129,13 @@ def record_from_json(obj: Any, catalogue: Catalogue) -> Record:
     return record
 
 
+# What a JSON line may and must have, and a file name: for the import's one-pass reader
+# (lems.files.importer.LineReader), which checks what record_from_json and validate check.
+_KNOWN = frozenset({"file", "nic", "ori", "entered", "set", "caution", "status", "fields"})
+_REQUIRED = frozenset({"file", "nic", "ori", "entered", "set", "fields"})
+_FILE = re.compile(r"[a-z]+")
+
+
 def record_to_json(record: Record) -> dict[str, Any]:
     """The JSON line object of a record (inverse of ``record_from_json``)."""
     obj: dict[str, Any] = {"file": record.file, "nic": record.nic, "ori": record.ori,
@@ -206,6 +213,33 @@ REGISTRATION_WIDTH = REGISTRATION_LINE.sizeof()
 REGISTRATION_FIELDS = ("LIC", "LIS", "LIY", "LIT", "VIN", "VYR", "VMA", "VMO", "VST", "VCO", "NAM", "ADR")
 _FW_STATUS = {"A": "active", "L": "located", "C": "cleared", "X": "cancelled"}
 _FW_STATUS_CODE = {name: code for code, name in _FW_STATUS.items()}
+
+
+_COLUMNS: list[tuple[str, int, int]] = []
+_at = 0
+for _sub in REGISTRATION_LINE.subcons:
+    _COLUMNS.append((_sub.name, _at, _at + _sub.sizeof()))
+    _at += _sub.sizeof()
+del _at, _sub
+
+
+def registration_from_line_fast(line: bytes, catalogue: Catalogue) -> Record:
+    """``registration_from_line`` by slicing the columns (the import path); a line it cannot
+    vouch for goes through ``registration_from_line``, so the reason given is its."""
+    if len(line) == REGISTRATION_WIDTH and line.isascii():
+        text = line.decode("ascii")
+        row = {name: text[start:end].rstrip(" ") for name, start, end in _COLUMNS}
+        status = _FW_STATUS.get(row["status"])
+        if status is not None:
+            fields = tuple((code, row[code]) for code in REGISTRATION_FIELDS if row[code])
+            record = Record(file="registration", nic=row["nic"], ori=row["ori"], fields=fields,
+                            entered=row["entered"], record_set=row["set"], status=status)
+            try:
+                validate(record, catalogue)
+                return record
+            except ValueError:
+                pass
+    return registration_from_line(line, catalogue)
 
 
 def registration_from_line(line: bytes, catalogue: Catalogue) -> Record:

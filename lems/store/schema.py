@@ -192,6 +192,50 @@ CREATE TABLE schedule_run (
 );
 """
 
+# The record sets in the store (lems.store.records, lems.files.index): records, their search
+# keys, the record files they were imported from.  Replaces the in-memory indexes.
+RECORDS = """
+CREATE TABLE record_home (
+    id INTEGER PRIMARY KEY,
+    file TEXT NOT NULL,          -- files.toml file name: wanted, vehicle...
+    record_set TEXT NOT NULL,    -- LEDS, NCIC or a state code
+    records INTEGER NOT NULL DEFAULT 0,   -- rows in record with this home (kept by every write)
+    UNIQUE (file, record_set)
+);
+CREATE TABLE record_source (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,   -- the file, relative to routes/: records/wanted.jsonl
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    sha256 TEXT NOT NULL,
+    records INTEGER NOT NULL,
+    imported TEXT NOT NULL       -- UTC ISO time
+);
+CREATE TABLE record (
+    id INTEGER PRIMARY KEY,      -- entry order
+    nic TEXT NOT NULL UNIQUE,
+    home INTEGER NOT NULL,       -- record_home.id
+    status TEXT NOT NULL,        -- active, located, cleared, cancelled (lems.files.records)
+    ori TEXT NOT NULL,
+    entered TEXT NOT NULL,       -- CCYYMMDD
+    caution TEXT,
+    fields TEXT NOT NULL,        -- MFC and value pairs (lems.files.index.encode_fields)
+    source INTEGER,              -- record_source.id; NULL: entered at run time
+    line INTEGER                 -- its line in the source file
+);
+-- The search index: one row per number value and per (phonetic surname key, DOB).
+CREATE TABLE record_key (
+    key TEXT NOT NULL,           -- SOC=123456789, ~D500|19800101
+    home INTEGER NOT NULL,
+    record INTEGER NOT NULL,
+    PRIMARY KEY (key, home, record)
+) WITHOUT ROWID;
+CREATE TABLE record_meta (
+    name TEXT PRIMARY KEY,       -- keys: the search rules the keys were made with
+    value TEXT NOT NULL
+);
+"""
+
 # Firearms instant checks (PROTOCOL.md 10, lems.core.fics): one row per check, kept
 # [dealer] retention_days, and the counters that number transactions (per year) and
 # approvals (never reused, also after a purge).
@@ -333,6 +377,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     ("0008_registry_change", REGISTRY_CHANGE),
     ("0009_switch_clock", SWITCH_CLOCK),
     ("0010_schedule_run", SCHEDULE_RUN),
+    ("0011_records", RECORDS),
     ("0012_ppf_nics", PPF_NICS),
     ("0013_dealer_checks", DEALER_CHECKS),
     ("0014_validation_training", VALIDATION_TRAINING),

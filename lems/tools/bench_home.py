@@ -22,7 +22,10 @@ BENCH_SETTINGS = {"session": {"password_cost": 4}, "limits": {"inputs_per_second
 
 
 def prepare_home(home: Path, terminals: int, records: int) -> list[str]:
-    """A fresh home with ``terminals`` bench terminals, the bench operator and extra records."""
+    """A fresh home with ``terminals`` bench terminals, the bench operator and extra records.
+
+    The connection limits are raised to let every bench terminal in: they all come from
+    one address (127.0.0.1), and a 10,000-connection run is the point of ``--connections``."""
     import datetime as dt
 
     import attrs
@@ -34,7 +37,7 @@ def prepare_home(home: Path, terminals: int, records: int) -> list[str]:
     from lems.base.registry import Operator, Terminal
 
     registry = home_mod.init(home)
-    _bench_settings(home / "conf" / "lems.toml")
+    _bench_settings(home / "conf" / "lems.toml", terminals)
     settings = Settings.load(home)
     ca = pki.Pki(settings.pki_dir)
     today = dt.date.today()
@@ -68,10 +71,14 @@ def prepare_home(home: Path, terminals: int, records: int) -> list[str]:
     return ids
 
 
-def _bench_settings(path: Path) -> None:
+def _bench_settings(path: Path, terminals: int = 0) -> None:
     import tomlkit
 
     doc = tomlkit.parse(path.read_text(encoding="utf-8"))
+    limits = doc["limits"]
+    limits["max_connections"] = max(int(limits.get("max_connections", 1000)), terminals + 100)
+    limits["max_connections_per_address"] = max(int(limits.get("max_connections_per_address", 300)),
+                                                terminals + 100)
     for section, values in BENCH_SETTINGS.items():
         for key, value in values.items():
             doc[section][key] = value

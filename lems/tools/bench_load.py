@@ -3,8 +3,13 @@
 Each worker process is one Twisted reactor with many mutual-TLS terminals
 (``lems.tools.target``).  Closed loop (default): each terminal sends, waits for
 its reply, sends again.  Open loop (``rate``): that many messages per second in
-all, sent on schedule whatever the replies do.  ``run_load`` starts the
-workers, starts them measuring at one common moment and merges what they saw.
+all, sent on schedule whatever the replies do.  Connections (``heartbeat``):
+every terminal stays connected and sends only a heartbeat every ``heartbeat``
+seconds, the terminals spread evenly over the interval.  ``run_load`` starts
+the workers, starts them measuring at one common moment and merges what they saw.
+
+Against the pure echo (``lems.tools.echo``) a reply is the input frame itself,
+so the terminals read its input header (``echo_reply``).
 """
 
 from __future__ import annotations
@@ -14,6 +19,8 @@ import itertools
 import time
 from pathlib import Path
 from typing import Any
+
+import attrs
 
 from lems.tools.bench_home import BENCH_OPERATOR, BENCH_ORI, BENCH_PASSWORD
 from lems.tools.latency import percentiles
@@ -66,6 +73,22 @@ def parse_mix(spec: str) -> list[str]:
 # -- the load generator (runs in worker processes) --------------------------------------------------
 
 
+@attrs.frozen
+class EchoReply:
+    """What the pure echo sends back, read as the switch's reply would be (class R)."""
+
+    ref: str
+    text: str
+    cls: str = "R"
+
+
+def echo_reply(payload: bytes) -> EchoReply:
+    from lems.wire.headers import Input
+
+    inp = Input.from_wire(payload)
+    return EchoReply(inp.ref, inp.text)
+
+
 def worker_main(config: dict[str, Any], ready: Any, go: Any, results: Any) -> None:
     """Entry point of one load worker process: one reactor, many terminals."""
     from twisted.internet import defer, reactor
@@ -96,6 +119,7 @@ async def _load(reactor: Any, config: dict[str, Any], ready: Any, go: Any) -> di
     from twisted.internet import defer, task, threads
 
     from lems.tools.target import Target
+    from lems.wire.headers import Output
 
     target = Target(config["host"], config["port"], Path(config["ca"]), Path(config["cert_dir"]),
                     config["framing"])
@@ -126,11 +150,11 @@ async def _load(reactor: Any, config: dict[str, Any], ready: Any, go: Any) -> di
             codes[code] = codes.get(code, 0) + 1
         if state["measuring"] and now <= state["end"]:
             samples.append((sent - state["start"], (now - sent) * 1000))
-            if config["rate"] is None:
+            if config["rate"] is None and not config.get("heartbeat"):
                 send(term)
 
     def send(term: _Terminal) -> None:
-        kind = mix[(term.n + term.offset) % len(mix)]
+        kind = "hbt" if config.get("heartbeat") else mix[(term.n + term.offset) % len(mix)]
         ref = f"{term.n:010d}"
         term.n += 1
         term.sent[ref] = clock()
@@ -138,21 +162,26 @@ async def _load(reactor: Any, config: dict[str, Any], ready: Any, go: Any) -> di
 
     # Connect in batches: hundreds of simultaneous handshakes only measure the handshake queue.
     failures = []
-    for i in range(0, len(terminals), 50):
-        batch = terminals[i:i + 50]
+    parse = echo_reply if config.get("echo") else Output.from_wire
+    size = config.get("batch", 50)
+    for i in range(0, len(terminals), size):
+        batch = terminals[i:i + size]
         results = await defer.DeferredList(
-            [target.connect(reactor, t.id, (lambda out, t=t: on_frame(t, out)), timeout=30) for t in batch],
-            consumeErrors=True)
+            [target.connect(reactor, t.id, (lambda out, t=t: on_frame(t, out)), timeout=60, parse=parse)
+             for t in batch], consumeErrors=True)
         for term, (ok, result) in zip(batch, results):
             if ok:
                 term.wire = result
             else:
                 failures.append(f"{term.id}: {result.getErrorMessage()}")
     live = [t for t in terminals if t.wire is not None]
-    for term in live:
-        signons[term.id] = defer.Deferred()
-        term.wire.send("SON", f"SON.{BENCH_ORI}.OPR/{BENCH_OPERATOR}.PWD/{BENCH_PASSWORD}")
-    replies = await defer.DeferredList([signons[t.id] for t in live])
+    replies = []
+    for i in range(0, len(live), size):
+        batch = live[i:i + size]
+        for term in batch:
+            signons[term.id] = defer.Deferred()
+            term.wire.send("SON", f"SON.{BENCH_ORI}.OPR/{BENCH_OPERATOR}.PWD/{BENCH_PASSWORD}")
+        replies += await defer.DeferredList([signons[t.id] for t in batch])
     refused = [t.id for t, (_, out) in zip(live, replies) if out.cls != "R"]
     if refused:
         raise RuntimeError(f"sign-on refused for {', '.join(refused[:5])}: {replies[0][1].text[:80]}")
@@ -162,7 +191,9 @@ async def _load(reactor: Any, config: dict[str, Any], ready: Any, go: Any) -> di
     if delay > 0:
         await task.deferLater(reactor, delay, lambda: None)
     state.update(measuring=True, start=clock(), end=clock() + seconds)
-    if config["rate"] is None:
+    if config.get("heartbeat"):
+        await _heartbeats(live, config["heartbeat"], config["worker"], config["workers"], state, send)
+    elif config["rate"] is None:
         for term in live:
             send(term)
     else:
@@ -197,6 +228,32 @@ async def _open_loop(reactor: Any, live: list, rate: float, state: dict[str, Any
         await task.deferLater(reactor, 0.002, lambda: None)
 
 
+async def _heartbeats(live: list, every: float, worker: int, workers: int, state: dict[str, Any],
+                      send: Any) -> None:
+    """Each terminal sends a heartbeat every ``every`` seconds, all terminals (of all the
+    workers) spread evenly over the interval, until the end."""
+    from twisted.internet import reactor, task
+
+    count = max(len(live) * workers, 1)
+    start = state["start"]
+    # Terminal j of worker w is terminal j * workers + w of all: its first beat is at that share of the
+    # interval.  Every terminal has the same interval, so the order of the beats never changes: a
+    # pointer walks the terminals round and round (a tick costs the beats it sends, not 10,000 checks).
+    due = [start + every * ((j * workers + worker) / count) for j in range(len(live))]
+    if not live:
+        return
+    at = 0
+    while True:
+        now = time.perf_counter()
+        if now >= state["end"]:
+            return
+        while due[at] <= now:
+            send(live[at])
+            due[at] += every
+            at = (at + 1) % len(live)
+        await task.deferLater(reactor, 0.005, lambda: None)
+
+
 # -- one measured run -------------------------------------------------------------------------------
 
 
@@ -216,7 +273,9 @@ def run_load(name: str, port: int, home: Path, terminals: list[str], args: argpa
     for i, chunk in enumerate(slices):
         config = {"worker": i, "host": "127.0.0.1", "port": port, "ca": str(settings.pki_dir / "ca.crt"),
                   "cert_dir": str(settings.pki_dir / "terminals"), "framing": args.framing, "mix": mix,
-                  "seconds": args.seconds, "terminals": chunk,
+                  "seconds": args.seconds, "terminals": chunk, "echo": name == "echo",
+                  "heartbeat": getattr(args, "heartbeat", None) if getattr(args, "connections", None) else None,
+                  "workers": workers, "batch": 200 if getattr(args, "connections", None) else 50,
                   "rate": None if args.rate is None else args.rate / workers}
         proc = ctx.Process(target=worker_main, args=(config, ready, go, results), daemon=True)
         proc.start()
@@ -224,12 +283,13 @@ def run_load(name: str, port: int, home: Path, terminals: list[str], args: argpa
     try:
         connected, failures = 0, []
         for _ in procs:
-            status = ready.get(timeout=READY_TIMEOUT)
+            status = ready.get(timeout=READY_TIMEOUT + 0.05 * len(terminals))
             if status[0] != "ready":
                 raise RuntimeError(f"{name}: load worker {status[1]} failed: {status[2]}")
             connected += status[2]
             failures += status[3]
         start_at = time.perf_counter() + 0.2
+        measure_start = time.monotonic() + 0.2
         for _ in procs:
             go.put(start_at)
         outcomes = [results.get(timeout=args.seconds + DRAIN_SECONDS + 60) for _ in procs]
@@ -251,4 +311,5 @@ def run_load(name: str, port: int, home: Path, terminals: list[str], args: argpa
             "replies": len(samples), "per_second": len(samples) / args.seconds,
             "latency_ms": percentiles(latencies),
             "max_ms": max(latencies, default=None),
-            "errors": codes, "outstanding": sum(o["outstanding"] for o in outcomes), "samples": samples}
+            "errors": codes, "outstanding": sum(o["outstanding"] for o in outcomes), "samples": samples,
+            "measure_start": measure_start, "measure_end": measure_start + args.seconds}

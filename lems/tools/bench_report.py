@@ -14,9 +14,15 @@ def describe(result: dict[str, Any]) -> str:
     rss = result.get("rss_mb")
     memory = (f"\n          memory MB start {rss['start']:.1f} middle {rss['middle']:.1f} end {rss['end']:.1f} "
               f"peak {rss['peak']:.1f}") if rss else ""
+    failures = result.get("connect_failures") or []
+    if failures:
+        memory += f"\n          {len(failures)} terminal(s) could not connect, e.g. {failures[0]}"
+    if result.get("cpu_us_per_reply"):
+        memory += (f"\n          CPU {result['cpu_us_per_reply']:.0f} us per reply "
+                   f"({result['cpu_share'] * 100:.0f} % of a core)")
     if "ready_seconds" in result:
         memory += f"\n          started and listening in {result['ready_seconds']:.1f} s"
-    return (f"  {result['server']:<7} {result['replies']:>8} replies {result['per_second']:>9.1f} msg/s  "
+    return (f"  {result['server']:<7} {result['terminals']:>6} terminals {result['replies']:>8} replies {result['per_second']:>9.1f} msg/s  "
             f"{latency_line(result['latency_ms'], 2)}  "
             f"errors {errors}{detail}  unanswered {result['outstanding']}{memory}")
 
@@ -27,8 +33,11 @@ def ratio(runs: list[dict[str, Any]]) -> Optional[str]:
         return None
     switch, echo = runs
     p99 = (switch["latency_ms"]["p99"] or 0) / (echo["latency_ms"]["p99"] or 1)
-    return (f"  ratio switch/echo: throughput {switch['per_second'] / echo['per_second']:.2f}, "
+    line = (f"  ratio switch/echo: throughput {switch['per_second'] / echo['per_second']:.2f}, "
             f"p99 latency {p99:.1f}x")
+    if switch.get("cpu_us_per_reply") and echo.get("cpu_us_per_reply"):
+        line += f", CPU per reply {echo['cpu_us_per_reply'] / switch['cpu_us_per_reply']:.2f} (echo/switch)"
+    return line
 
 
 def plot(path: Path, runs: list[dict[str, Any]], title: str) -> bool:

@@ -32,12 +32,14 @@ class Wire(protocol.Protocol):
 
     def __init__(self, framing_name: str, on_frame: Callable[[Output], None],
                  on_lost: Optional[Callable[[Any], None]] = None,
-                 on_bad: Optional[Callable[[bytes, str], None]] = None) -> None:
+                 on_bad: Optional[Callable[[bytes, str], None]] = None,
+                 parse: Callable[[bytes], Any] = Output.from_wire) -> None:
         self.framer = framing.FRAMERS[framing_name](max_payload=1 << 20, max_garbage=1 << 30)
         self.encode = framing.FRAMERS[framing_name].encode
         self.on_frame = on_frame
         self.on_lost = on_lost
         self.on_bad = on_bad
+        self.parse = parse  # the bench's pure echo sends input frames back: it parses those
         self.ready: defer.Deferred = defer.Deferred()
         self.open = False
 
@@ -50,7 +52,7 @@ class Wire(protocol.Protocol):
         for event in self.framer.feed(data):
             if isinstance(event, framing.Frame):
                 try:
-                    out = Output.from_wire(event.payload)
+                    out = self.parse(event.payload)
                 except HeaderError as exc:
                     if self.on_bad is None:
                         raise
@@ -105,9 +107,10 @@ class Target:
 
     def connect(self, reactor: Any, terminal: str, on_frame: Callable[[Output], None],
                 on_lost: Optional[Callable[[Any], None]] = None, timeout: float = 10.0,
-                on_bad: Optional[Callable[[bytes, str], None]] = None) -> defer.Deferred:
+                on_bad: Optional[Callable[[bytes, str], None]] = None,
+                parse: Callable[[bytes], Any] = Output.from_wire) -> defer.Deferred:
         """A Deferred that fires with a handshaken ``Wire`` for ``terminal``."""
-        wire = Wire(self.framing, on_frame, on_lost, on_bad)
+        wire = Wire(self.framing, on_frame, on_lost, on_bad, parse)
         reactor.connectSSL(self.host, self.port, _WireFactory(wire), self.context(terminal), timeout=timeout)
         return wire.ready
 
