@@ -193,11 +193,13 @@ class Validation:
         return None, None
 
     def _records(self) -> Iterator[Record]:
-        files_taking_entries = set(self.routing.table.maintenance)
+        """The records of the files that take entries, in the state and national sets: read
+        index by index, never the whole store (the inquiry-only data sets may hold millions)."""
+        files_taking_entries = sorted(self.routing.table.maintenance)
         for files in self._files():
-            for record in files:
-                if record.file in files_taking_entries and record.record_set in STATE_SETS:
-                    yield record
+            for file in files_taking_entries:
+                for record_set in STATE_SETS:
+                    yield from files.index(file, record_set)
 
     def today(self, now: Optional[dt.datetime] = None) -> dt.date:
         return (now or self.clock.now()).astimezone(self.settings.timezone).date()
