@@ -276,6 +276,8 @@ def test_serve_warns_that_the_clock_is_adjustable(sw):
     assert any(line.startswith("WARNING") and "adjustable" in line for line in sw.lines), sw.lines
     out = sw.ok("clock")
     assert re.search(r"20\d\d-\d\d-\d\d", out), out
+    status, out = sw.console("clock", "advance", "-1d")  # time never moves backwards
+    assert status != 0, out
 
 
 def test_every_demo_operator_signs_on_with_the_demo_password(sw):
@@ -536,6 +538,17 @@ def test_bad_bodies_400_422_413_and_nothing_stored(sw):
     code, body, _ = sw.dealer("POST", "/fics/v1/checks", gun)
     assert code == 422 and all(set(e) >= {"field", "reason"} for e in body["errors"]), body
     assert any(e["field"].startswith("firearms") for e in body["errors"]), body
+    empty = check_body()
+    empty["firearms"] = []
+    code, body, _ = sw.dealer("POST", "/fics/v1/checks", empty)
+    assert code == 422 and any(e["field"].startswith("firearms") for e in body["errors"]), body
+    for key in ("last_name", "id_number"):
+        lacking = check_body()
+        del lacking["buyer"][key]
+        code, body, _ = sw.dealer("POST", "/fics/v1/checks", lacking)
+        assert code == 422 and any(e["field"] == f"buyer.{key}" for e in body["errors"]), body
+    code, body, resp = sw.dealer("POST", "/fics/v1/checks", ["not", "an", "object"])
+    assert code in (400, 422), body
     big = check_body()
     big["dealer_reference"] = "X" * (1 << 20)
     code, body, _ = sw.dealer("POST", "/fics/v1/checks", big)
@@ -616,6 +629,21 @@ def test_rate_limit_is_429_with_retry_after(sw):
     assert int(seen.getheader("Retry-After")) >= 1
 
 
+def test_edited_dealer_file_takes_effect_on_reload(sw):
+    done = lems("dealer", "add", "D0000004", "--ffl", "9-93-999-01-2A-00004", "--name", "ACCEPTANCE RELOAD",
+                "--home", str(sw.home))
+    assert done.returncode == 0, done.stdout + done.stderr
+    key = done.stdout.strip().splitlines()[-1].split()[-1]
+    assert sw.check(key=key, ref="D4-1")[0] == 201
+    path = sw.home / "terminals" / "dealers.toml"
+    text = path.read_text()
+    start = text.index('id = "D0000004"')
+    path.write_text(text[:start] + text[start:].replace('status = "active"', 'status = "suspended"', 1))
+    sw.ok("reload")
+    assert sw.check(key=key, ref="D4-2")[0] == 403
+    assert sw.check(ref="D1-AFTER-RELOAD")[0] == 201  # the others are untouched
+
+
 def test_portal_page_is_self_contained(sw):
     code, page, resp = sw.dealer("GET", "/fics/", key=None, headers={"Accept": "text/html"})
     assert code == 200 and resp.getheader("Content-Type", "").startswith("text/html")
@@ -660,7 +688,21 @@ def test_ppf_minimum_information_and_designated_agencies(sw):
     health = sw.signed_on("T0500001")
     reply = health.request(EPP.format(name="TESTER, MINIMUM", dob="19700101", oca="ACC-P-0") + ".MIS/DIAGNOSIS TEXT")
     assert reply.cls == "E" and reply.text.startswith(".12. MIS IS NOT MINIMUM INFORMATION"), reply
+    for extra in ("HGT/510", "REM/CASE HISTORY NOTES", "SMT/TAT L ARM", "MNU/AS-123456789"):
+        reply = health.request(EPP.format(name="TESTER, MINIMUM", dob="19700101", oca="ACC-P-0") + "." + extra)
+        code = extra.split("/")[0]
+        assert reply.cls == "E" and reply.text.startswith(f".12. {code} IS NOT MINIMUM INFORMATION"), reply
+    reply = health.request("EPP.OR999050H.NAM/TESTER, MINIMUM.SEX/M.DOB/19700101.PPT/DIAGNOSIS")
+    assert reply.cls == "E" and reply.text.startswith(".12.") and "PPT" in reply.text.split("\n")[0], reply
+    full = health.request("EPP.OR999050H.NAM/TESTER, EVERYFIELD.DOB/19690909.SEX/F.RAC/W.SOC/999001234"
+                          ".OLN/TESTOLN99.OLS/OR.PPT/UNFIT.ISD/20260105.OCA/ACC-P-9.COR/OR999060J")
+    assert full.cls == "R" and "NIC/P" in full.text and "ACC-P-9" in full.text, full
+    nic_full = nic_of(full.text, "P")
+    reply = health.request(f"MPP.OR999050H.NAM/TESTER, EVERYFIELD.NIC/{nic_full}.MIS/DIAGNOSIS TEXT")
+    assert reply.cls == "E" and reply.text.startswith(".12. MIS IS NOT MINIMUM INFORMATION"), reply
     police = sw.signed_on("T0100001")
+    shown = police.request("QPP.OR9990100.NAM/TESTER, EVERYFIELD.DOB/19690909.PUR/F")
+    assert "COR/OR999060J" in shown.text and "OLN/TESTOLN99" in shown.text and "MIS/" not in shown.text, shown
     reply = police.request("EPP.OR9990100.NAM/TESTER, NOTDESIG.SEX/M.DOB/19700101.PPT/COMMITMENT")
     assert reply.cls == "E" and reply.text.startswith(".22."), reply
     # Only minimum information back: the refused entry stored nothing.
@@ -674,6 +716,15 @@ def test_ppf_minimum_information_and_designated_agencies(sw):
     entered = court.request("EPP.OR999060J.NAM/TESTER, COURTCASE.SEX/F.DOB/19720202.PPT/GEI.COR/OR999060J.OCA/ACC-J-1")
     assert entered.cls == "R" and "ACC-J-1" in entered.text, entered
     sw.nic_court = nic_of(entered.text, "P")
+    again = court.request("EPP.OR999060J.NAM/TESTER, COURTCASE.SEX/F.DOB/19720202.PPT/GEI.COR/OR999060J.OCA/ACC-J-1")
+    assert again.cls == "E" and again.text.startswith("REJECT ON FILE") and sw.nic_court in again.text, again
+    # Only the entering ORI changes its record; a designated agency is not enough.
+    reply = health.request(f"MPP.OR999050H.NAM/TESTER, COURTCASE.NIC/{sw.nic_court}.PPT/UNFIT")
+    assert reply.cls == "E" and reply.text.startswith(".22."), reply
+    reply = police.request(f"XPP.OR9990100.NAM/TESTER, COURTCASE.NIC/{sw.nic_court}.DOC/20260103")
+    assert reply.cls == "E" and reply.text.startswith(".22."), reply
+    reply = court.request(f"MPP.OR999060J.NAM/TESTER, NOBODY.NIC/P999999999.PPT/UNFIT")
+    assert reply.cls == "E" and reply.text.startswith("REJECT NOT ON FILE"), reply
     school = sw.signed_on("T0400001")  # an agreement that does not grant firearms checks
     reply = school.request("QPP.OR999040Y.NAM/ROE, RICHARD.DOB/19750505.PUR/F")
     assert reply.cls == "E" and reply.text.startswith(".22."), reply
@@ -700,6 +751,7 @@ def test_daily_transmission_relief_and_the_nics_index(sw):
         shown = police.request("QPP.OR9990100.NAM/TESTER, ALPHA.DOB/19710101.PUR/F")
         police.close()
     assert shown.cls == "R" and nic_a in shown.text, shown
+    assert "COR/OR999050H" in shown.text and "MKE/PROHIBITED PERSON" in shown.text, shown.text  # default COR
     ntd = re.search(r"NTD/(\d{8})", shown.text)
     nrn = re.search(r"NRN/(\S+)", shown.text)
     assert ntd and nrn, shown.text
@@ -730,6 +782,7 @@ def test_daily_transmission_relief_and_the_nics_index(sw):
     police = sw.signed_on("T0100001")
     after = police.request("QPP.OR9990100.NAM/TESTER, CHARLIE.DOB/19730101.PUR/F")
     assert after.cls == "R" and "RELIEF GRANTED 20260201" in after.text, after
+    assert "PROHIBITED FROM" not in after.text, after.text  # on file, no longer a prohibition
     code, check, _ = sw.check(last="TESTER", first="CHARLIE", middle=None, dob="1973-01-01", sex="M",
                               ref="INV-RELIEF")
     assert code == 201 and check["status"] == "approved", check
@@ -799,6 +852,11 @@ def test_nics_faults_and_dealer_checks_are_journaled(sw):
         assert done.returncode == 0 and needle in done.stdout.upper(), (words, done.stdout + done.stderr)
     done = lems("audit", "search", "--home", str(sw.home), "--full", "--text", sw.denied_txn)
     assert done.returncode == 0 and sw.denied_txn in done.stdout, done.stdout + done.stderr
+    # The check's criminal-history part is in the dissemination log with PUR/F, the dealer as ATN.
+    done = lems("audit", "dissemination", "--home", str(sw.home), "--subject", "ROE, RICHARD")
+    line = next((l for l in done.stdout.splitlines() if "ROE, RICHARD" in l), "")
+    assert done.returncode == 0 and re.search(r"\bQH\b", line) and re.search(r"\bF\b", line) \
+        and "D0000001" in line, done.stdout + done.stderr
 
 
 def test_ppf_load_checks_every_row_then_loads_on_the_running_switch(sw, tmp_path):
@@ -834,6 +892,10 @@ def test_ppf_load_checks_every_row_then_loads_on_the_running_switch(sw, tmp_path
     assert "roe, richard" in out or "row 4" in out, out  # the duplicate is reported
     reply = police.request("QPP.OR9990100.NAM/TESTER, LOADTWO.DOB/19600102.PUR/F")
     assert reply.cls == "R" and "NIC/P" in reply.text, reply  # on the running switch at once
+    extra = tmp_path / "extra.csv"
+    extra.write_text('NAM,DOB,SEX,MIS\n"TESTER, LOADFOUR",19600104,M,DIAGNOSIS\n', encoding="utf-8")
+    done = lems("ppf", "load", str(extra), "--ori", "OR999050H", "--home", str(sw.home))
+    assert done.returncode == 1 and "MIS" in done.stdout + done.stderr, done.stdout + done.stderr
     not_designated = lems("ppf", "load", str(good), "--ori", "OR9990100", "--home", str(sw.home))
     assert not_designated.returncode != 0
     police.close()
@@ -958,6 +1020,11 @@ def test_quarterly_reconciliation_runs_on_switch_time(sw):
     frames = drain(control, 1.5)
     assert any(RECON.search(f.text) and f.cls == "S" for f in frames), [f.text[:60] for f in frames]
     control.close()
+
+
+def test_the_journal_still_verifies(sw):
+    done = lems("audit", "verify", "--home", str(sw.home))
+    assert done.returncode == 0, done.stdout + done.stderr
 
 
 # == Section 10: the portal, as a person at the counter uses it ===============================================
