@@ -971,6 +971,9 @@ def test_validation_lists_certification_and_retirement(sw):
                           f".OFF/2399.DOW/20260101.OCA/{oca}.MIS/VALIDATION TEST")
         assert reply.cls == "R", reply
         nics[oca] = nic_of(reply.text, "W")
+    gun = police.request("EG.OR9990100.SER/ACCVALGUN1.MAK/GLK.CAL/9MM.TYP/PI.DOT/20260101.OCA/ACC-V-G")
+    assert gun.cls == "R", gun
+    nics["ACC-V-G"] = nic_of(gun.text, "G")
     police.close()
     sheriff.close()
     sw.advance("61d")
@@ -993,6 +996,9 @@ def test_validation_lists_certification_and_retirement(sw):
     sheriff_list = list_with(sheriff, nics["ACC-V-3"])
     list_id = re.match(r"\$\.V\. VALIDATION LIST (\S+)", sheriff_list.text).group(1)
     assert police.request(f"MW.OR9990100.NAM/TESTER, VALONE.NIC/{nics['ACC-V-1']}.VLN/SGT VALIDATOR").cls == "R"
+    assert nics["ACC-V-G"] in own.text, own.text  # the other modify keys validate with their own identifiers
+    reply = police.request(f"MG.OR9990100.SER/ACCVALGUN1.NIC/{nics['ACC-V-G']}.VLN/SGT VALIDATOR")
+    assert reply.cls == "R", reply
     certified = sheriff.request(f"VCL.OR9990200.LST/{list_id}.VLN/DEP VALIDATOR")
     assert certified.cls == "R", certified
     police.close()
@@ -1004,7 +1010,7 @@ def test_validation_lists_certification_and_retirement(sw):
     retirements = [f for f in frames if f.text.startswith("$.P. RECORD RETIRED - NOT VALIDATED")]
     assert all(f.cls == "U" for f in retirements)
     text = "\n".join(f.text for f in retirements)
-    assert nics["ACC-V-2"] in text and nics["ACC-V-1"] not in text, text
+    assert nics["ACC-V-2"] in text and nics["ACC-V-1"] not in text and nics["ACC-V-G"] not in text, text
     gone = police.request("QW.OR9990100.NAM/TESTER, VALTWO.DOB/19850505")
     assert nics["ACC-V-2"] not in gone.text, gone
     kept = police.request("QW.OR9990100.NAM/TESTER, VALONE.DOB/19850505")
@@ -1110,3 +1116,4 @@ def test_portal_sign_in_submit_and_recent_checks(sw):
     assert txn.group(0) in page and "PORTAL-ACC-1" in page
     code, shown, _ = sw.dealer("GET", f"/fics/v1/checks/{txn.group(0)}")
     assert code == 200 and shown["status"] == "approved" and shown["dealer_reference"] == "PORTAL-ACC-1", shown
+    assert txn.group(0)[1:5] == shown["received"][:4], shown  # F<CCYY>: the year of switch time
