@@ -735,6 +735,30 @@ def test_ppf_minimum_information_and_designated_agencies(sw):
         c.close()
 
 
+MINIMUM = {"NAM", "DOB", "SEX", "COR", "RAC", "SOC", "OLN", "OLS", "PPT", "ISD", "OCA", "NIC", "DOC"}
+
+
+def test_any_other_field_is_not_minimum_information(sw):
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    health = sw.signed_on("T0500001")
+    codes = st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZ", min_size=3, max_size=3).filter(lambda c: c not in MINIMUM)
+
+    @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+    @given(code=codes, value=st.sampled_from(["X", "ABC123", "20260101", "FREE TEXT NOTE"]))
+    def one(code, value):
+        reply = health.request(EPP.format(name="TESTER, PROPERTY", dob="19700303", oca="ACC-PROP") + f".{code}/{value}")
+        assert reply.cls == "E" and reply.text.startswith(f".12. {code} IS NOT MINIMUM INFORMATION"), reply
+
+    one()
+    police = sw.signed_on("T0100001")
+    reply = police.request("QPP.OR9990100.NAM/TESTER, PROPERTY.DOB/19700303.PUR/F")
+    assert reply.cls == "R" and "NIC/P" not in reply.text, reply  # nothing was stored
+    police.close()
+    health.close()
+
+
 def test_daily_transmission_relief_and_the_nics_index(sw):
     control = sw.signed_on("T0000001")
     health = sw.signed_on("T0500001")
