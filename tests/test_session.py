@@ -184,6 +184,40 @@ def test_inactivity_locks_then_disconnects_on_the_clock(core):
     assert t.feed(framing.StxFramer.encode(Input("R000000100", "", QW).to_wire())) == []
 
 
+def test_a_tick_visits_only_the_sessions_whose_time_may_have_come(core, monkeypatch):
+    """Ten thousand idle terminals must not cost every tick a look at each (issue 16)."""
+    from lems.core.session import Session
+
+    visited: list[str] = []
+    real_tick = Session.tick
+    monkeypatch.setattr(Session, "tick", lambda self: visited.append(self.terminal.id) or real_tick(self))
+    early, late = core.wire("T0100001"), core.wire("T0200001")
+    early.sign_on("OR9990100", "OP010001")
+    core.switch.tick()
+    assert sorted(visited) == ["T0100001", "T0200001"]  # each looked at once after it connected
+    visited.clear()
+    lock = core.switch.settings.session.lock_after_minutes * 60
+    core.clock.advance(60)
+    late.sign_on("OR9990200", "OP020001")
+    for _ in range(5):
+        core.clock.advance(1)
+        core.switch.tick()
+    assert visited == []  # nobody is due for half an hour
+    core.clock.advance(lock - 65)
+    core.switch.tick()
+    # Both were due by the time each had when it was last looked at (the late one before its
+    # sign-on): the early one locks, the late one, signed on a minute later, is put back.
+    assert sorted(visited) == ["T0100001", "T0200001"] and early.session.state is State.LOCKED
+    assert late.session.state is State.SIGNED_ON
+    visited.clear()
+    core.clock.advance(59)
+    core.switch.tick()
+    assert visited == [] and late.session.state is State.SIGNED_ON
+    core.clock.advance(1)
+    core.switch.tick()
+    assert visited == ["T0200001"] and late.session.state is State.LOCKED
+
+
 def test_short_header_and_garbage_are_refused_with_10(core):
     t = core.wire("T0100001")
     assert t.feed(framing.StxFramer.encode(b"QW"))[0].text.startswith(".10. INPUT HEADER MUST BE 18")

@@ -199,6 +199,27 @@ class Session:
                                    "ACTIVITY - SIGN ON AGAIN")]
         return []
 
+    # An exempt terminal's type can change with the registry: look at it again this often.
+    EXEMPT_RECHECK_SECONDS = 60.0
+
+    def due_at(self) -> Optional[float]:
+        """The switch-clock monotonic time from which ``tick`` may act, None once closed.
+
+        The switch keeps its sessions in a heap by this time, so that one tick visits the
+        sessions whose lock or disconnect may have come, not every connected terminal.
+        """
+        if self.state is State.CLOSED:
+            return None
+        if self.exempt:
+            return self.clock.monotonic() + self.EXEMPT_RECHECK_SECONDS
+        rules = self.rules
+        # Never later than the rules could act: a session not yet signed on may sign on and
+        # then lock (from a later activity, so no sooner than this); a locked one only
+        # disconnects, and signing on again moves its time later still.
+        minutes = (rules.disconnect_after_minutes if self.state is State.LOCKED
+                   else min(rules.lock_after_minutes, rules.disconnect_after_minutes))
+        return self.last_activity + minutes * 60
+
     def hang_up(self, reason: str) -> list[Action]:
         self.state = State.CLOSED
         return [Close(reason)]

@@ -12,6 +12,8 @@ returns.  Nothing here imports Twisted.
 from __future__ import annotations
 
 import datetime as dt
+import heapq
+import itertools
 import re
 import uuid
 from typing import Any, Callable, Optional, Sequence
@@ -45,6 +47,13 @@ class Hub:
     def __init__(self) -> None:
         self.sessions: dict[str, Session] = {}
         self.writers: dict[str, Callable[[list[Action]], None]] = {}
+        # (due, n, session): when each session's inactivity rules may next act (Session.due_at),
+        # so a tick looks at the sessions that are due, not at ten thousand idle ones.
+        self.timers: list[tuple[float, int, Session]] = []
+        self._timer_order = itertools.count()
+
+    def wake_at(self, session: Session, due: float) -> None:
+        heapq.heappush(self.timers, (due, next(self._timer_order), session))
 
     def attach(self, session: Session, writer: Callable[[list[Action]], None]) -> None:
         """Register a session; an older session of the same terminal is closed (one per terminal)."""
@@ -52,6 +61,7 @@ class Hub:
         old, old_writer = self.sessions.get(terminal_id), self.writers.get(terminal_id)
         self.sessions[terminal_id] = session
         self.writers[terminal_id] = writer
+        self.wake_at(session, float("-inf"))  # looked at on the next tick, then when it is due
         if old is not None and old_writer is not None:
             old_writer(old.close("replaced by a new connection",
                                  ("S", "SESSION REPLACED BY A NEW CONNECTION FROM THIS TERMINAL")))
@@ -544,10 +554,24 @@ class Switch:
         self.store.commit()
 
     def _tick_sessions(self) -> None:
-        for terminal_id, session in list(self.hub.sessions.items()):
+        """Session locks and idle disconnects: the sessions whose time may have come (Hub.timers).
+
+        A session's time in the heap is never later than its rules could act (activity and
+        sign-on only move that later), so one taken early is put back at its time now; a
+        session replaced or gone is dropped.
+        """
+        hub, now = self.hub, self.clock.monotonic()
+        while hub.timers and hub.timers[0][0] <= now:
+            _, _, session = heapq.heappop(hub.timers)
+            terminal_id = session.terminal.id
+            if hub.sessions.get(terminal_id) is not session:
+                continue
             actions = session.tick()
             if actions:
-                self.hub.write(terminal_id, actions)
+                hub.write(terminal_id, actions)
+            due = session.due_at()
+            if due is not None:
+                hub.wake_at(session, max(due, now + 1.0))
 
     def close_sessions(self, reason: str, notice: tuple[str, str]) -> None:
         """Close every live session with a notice (shutdown)."""
