@@ -21,6 +21,17 @@ class ConfError(Exception):
     """conf/lems.toml is missing or wrong; the message names the setting."""
 
 
+def _check_numbers(settings: object, numbers: tuple[str, ...], counts: tuple[str, ...]) -> None:
+    """ValueError naming the first of ``numbers`` that is not a number 0 or more, or of
+    ``counts`` that is not a whole number 1 or more."""
+    for name in numbers:
+        if not isinstance(getattr(settings, name), (int, float)) or getattr(settings, name) < 0:
+            raise ValueError(f"{name} must be a number, 0 or more")
+    for name in counts:
+        if not isinstance(getattr(settings, name), int) or getattr(settings, name) < 1:
+            raise ValueError(f"{name} must be a whole number, 1 or more")
+
+
 @attrs.frozen
 class Listener:
     name: str
@@ -53,12 +64,8 @@ class Limits:
     signon_burst: int = 10
 
     def __attrs_post_init__(self) -> None:
-        for name in ("handshake_seconds", "inputs_per_second", "signons_per_second"):
-            if not isinstance(getattr(self, name), (int, float)) or getattr(self, name) < 0:
-                raise ValueError(f"{name} must be a number, 0 or more")
-        for name in ("max_handshakes", "max_held_frames", "input_burst", "signon_burst"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-                raise ValueError(f"{name} must be a whole number, 1 or more")
+        _check_numbers(self, ("handshake_seconds", "inputs_per_second", "signons_per_second"),
+                       ("max_handshakes", "max_held_frames", "input_burst", "signon_burst"))
 
 
 @attrs.frozen
@@ -121,12 +128,8 @@ class DealerSettings:
     session_minutes: float = 30
 
     def __attrs_post_init__(self) -> None:
-        for name in ("retention_days", "request_burst", "max_body_bytes"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-                raise ValueError(f"{name} must be a whole number, 1 or more")
-        for name in ("requests_per_second", "pending_minutes", "estimate_hours", "session_minutes"):
-            if not isinstance(getattr(self, name), (int, float)) or getattr(self, name) < 0:
-                raise ValueError(f"{name} must be a number, 0 or more")
+        _check_numbers(self, ("requests_per_second", "pending_minutes", "estimate_hours", "session_minutes"),
+                       ("retention_days", "request_burst", "max_body_bytes"))
         if not isinstance(self.port, int) or not 0 <= self.port <= 65535:
             raise ValueError("port must be 0-65535")
 
