@@ -12,7 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import PASSWORD
+from conftest import PASSWORD, in_reactor
 
 QW = "QW.OR9990100.NAM/DOE, JOHN Q.DOB/19800101"
 
@@ -49,8 +49,15 @@ def test_a_live_session_on_the_old_certificate_is_refused_at_sign_on(running, tm
     old_cert, old_key = keep_old_certificate(running.home, "T0200001", tmp_path / "old")
     live = running.client("T0200001", cert=old_cert, key=old_key).connect()
     assert live.banner().cls == "S"
-    lems(running.home, "ca", "issue", "T0200001")
-    refused = live.sign_on("OR9990200", "OP020001", PASSWORD)
+    # The sign-on is what this test is about: hold the one-second tick, which would otherwise
+    # close the session first if it fell between the re-issue and the sign-on (the next test).
+    ticker = running.service.getServiceNamed("tick")
+    in_reactor(ticker.stopService)
+    try:
+        lems(running.home, "ca", "issue", "T0200001")
+        refused = live.sign_on("OR9990200", "OP020001", PASSWORD)
+    finally:
+        in_reactor(ticker.startService)
     assert refused.cls == "E"
     assert refused.text.startswith(".21. TERMINAL T0200001 HAS A NEW CERTIFICATE; THIS ONE NO LONGER IDENTIFIES IT")
 
